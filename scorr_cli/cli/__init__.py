@@ -1,0 +1,54 @@
+"""The ``scorr`` command line: a thin Typer layer over the library packages.
+
+Every subcommand lives in its own module and only parses options, calls one library function and
+prints the result. Errors a user can fix surface as one line on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from scorr_cli import __version__
+from scorr_cli.cli import common
+
+app = typer.Typer(
+    name="scorr",
+    help="Animate a portrait with the motion of a talking-head video (MRFA).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"scorr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    common.STATE.debug = debug
+
+
+def _register() -> None:
+    # Imported here so that `scorr --help` stays fast and a broken optional module names itself.
+    for name in ("animate", "crop", "batch", "train", "evaluate", "weights"):
+        try:
+            module = __import__(f"scorr_cli.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError as e:
+            if e.name == f"scorr_cli.cli.{name}":
+                continue  # subcommand not built yet
+            raise
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()
