@@ -1,0 +1,228 @@
+"""Training losses of MRFA (ARCHITECTURE.md §10.3) plus pixel/SSIM terms for offline runs.
+
+:class:`LossConfig` is the single source of the loss weights; :class:`ReconstructionLoss` holds the
+image pyramid and the (frozen) VGG so the trainer builds them once. :func:`ssim` is also the metric
+used by evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scorr_cli.core.transforms import RandomTransform, TransformConfig
+
+PerceptualBackend = Literal["vgg19", "random", "none"]
+PERCEPTUAL_BACKENDS: tuple[str, ...] = ("vgg19", "random", "none")
+Detector = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (the authors' ``loss_weights``) and the offline switches.
+
+    ``perceptual`` has one weight per VGG layer (relu1_1 … relu5_1); ``pixel`` / ``ssim`` weight an
+    L1 / (1 − SSIM) term per pyramid scale. ``perceptual_backend``: ``vgg19`` (ImageNet weights),
+    ``random`` (fixed-seed random VGG, no download) or ``none``.
+    """
+
+    scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+    perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
+    equivariance_value: float = 10.0
+    equivariance_jacobian: float = 10.0
+    bg: float = 10.0
+    pixel: float = 0.0
+    ssim: float = 0.0
+    perceptual_backend: PerceptualBackend = "vgg19"
+    random_vgg_seed: int = 0
+    transform: TransformConfig = field(default_factory=TransformConfig)
+
+    def __post_init__(self) -> None:
+        self.scales = tuple(float(s) for s in self.scales)
+        self.perceptual = tuple(float(w) for w in self.perceptual)
+        if isinstance(self.transform, Mapping):
+            self.transform = TransformConfig(**self.transform)
+        if self.perceptual_backend not in PERCEPTUAL_BACKENDS:
+            raise ValueError(f"unknown perceptual backend {self.perceptual_backend!r}; "
+                             f"expected one of {', '.join(PERCEPTUAL_BACKENDS)}")
+        if len(self.perceptual) != 5:
+            raise ValueError(f"perceptual needs 5 layer weights (relu1_1..relu5_1), got {len(self.perceptual)}")
+        if not self.scales or any(not 0 < s <= 1 for s in self.scales):
+            raise ValueError(f"pyramid scales must lie in (0, 1], got {self.scales}")
+
+    @classmethod
+    def for_prior(cls, prior: str, **changes: Any) -> "LossConfig":
+        """Defaults for a prior: the TPSM detector has no jacobian, so its jacobian weight is 0."""
+        if prior == "tpsm":
+            changes.setdefault("equivariance_jacobian", 0.0)
+        return cls(**changes)
+
+    @property
+    def uses_perceptual(self) -> bool:
+        return self.perceptual_backend != "none" and any(w != 0 for w in self.perceptual)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "LossConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown loss config key {unknown[0]!r}")
+        return cls(**dict(data))
+
+
+def _scale_key(scale: float) -> str:
+    """FOMM's module-dict key: ``0.25`` -> ``"0-25"``, ``1.0`` -> ``"1"`` (checkpoint-compatible)."""
+    return str(scale).replace(".", "-") if scale != 1 else "1"
+
+
+class ImagePyramid(nn.Module):
+    """Anti-aliased down-samplings of an image; keys ``downs.{1,0-5,0-25,0-125}`` as the checkpoints."""
+
+    def __init__(self, scales: tuple[float, ...], num_channels: int = 3):
+        super().__init__()
+        from scorr_cli.core.blocks import AntiAliasInterpolation2d
+
+        self.scales = tuple(float(s) for s in scales)
+        self.downs = nn.ModuleDict({_scale_key(s): AntiAliasInterpolation2d(num_channels, s) for s in self.scales})
+
+    def forward(self, x: torch.Tensor) -> dict[float, torch.Tensor]:
+        return {s: self.downs[_scale_key(s)](x) for s in self.scales}
+
+
+def perceptual_pyramid_loss(vgg: nn.Module, pred_pyramid: Mapping[float, torch.Tensor],
+                            gt_pyramid: Mapping[float, torch.Tensor], weights: tuple[float, ...]) -> torch.Tensor:
+    """Σ_scales Σ_layers w_l · mean|φ_l(pred) − φ_l(gt)|, gt features without a graph (= detach)."""
+    total = next(iter(pred_pyramid.values())).new_zeros(())
+    for s, pred in pred_pyramid.items():
+        x_feats = vgg(pred)
+        with torch.no_grad():
+            y_feats = vgg(gt_pyramid[s])
+        for w, xf, yf in zip(weights, x_feats, y_feats):
+            if w != 0:
+                total = total + w * (xf - yf).abs().mean()
+    return total
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float32,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """Normalised 1-D Gaussian of odd ``size``."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return (g / g.sum()).to(dtype=dtype, device=device)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window_size: int = 11,
+         sigma: float = 1.5, reduction: Literal["mean", "none"] = "mean") -> torch.Tensor:
+    """SSIM of Wang et al. 2004: Gaussian 11×11 window (σ 1.5), K1 0.01, K2 0.03, 'valid' filtering
+    (no padding, as the reference MATLAB code), averaged over the map and the channels.
+
+    ``x``, ``y``: B×C×H×W in [0, data_range]. ``reduction='none'`` gives one value per image. Images
+    smaller than the window (deep pyramid levels of small frames) use the largest odd window that fits.
+    """
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"ssim needs two B×C×H×W tensors of one shape, got {tuple(x.shape)}, {tuple(y.shape)}")
+    b, c, h, w = x.shape
+    size = min(window_size, h, w)
+    size -= 1 - size % 2
+    g = gaussian_window(size, sigma, x.dtype, x.device)
+    kh = g.view(1, 1, size, 1).expand(c, 1, size, 1)
+    kw = g.view(1, 1, 1, size).expand(c, 1, 1, size)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, kh, groups=c), kw, groups=c)
+
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    sxx = blur(x * x) - mu_x**2
+    syy = blur(y * y) - mu_y**2
+    sxy = blur(x * y) - mu_x * mu_y
+    smap = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    per_image = smap.flatten(1).mean(1)
+    return per_image if reduction == "none" else per_image.mean()
+
+
+def pixel_pyramid_loss(pred_pyramid: Mapping[float, torch.Tensor], gt_pyramid: Mapping[float, torch.Tensor],
+                       weight: float) -> torch.Tensor:
+    """Σ_scales w · mean|pred − gt|."""
+    return sum(weight * (p - gt_pyramid[s]).abs().mean() for s, p in pred_pyramid.items())  # type: ignore[return-value]
+
+
+def ssim_pyramid_loss(pred_pyramid: Mapping[float, torch.Tensor], gt_pyramid: Mapping[float, torch.Tensor],
+                      weight: float) -> torch.Tensor:
+    """Σ_scales w · (1 − SSIM(pred, gt))."""
+    return sum(weight * (1 - ssim(p, gt_pyramid[s])) for s, p in pred_pyramid.items())  # type: ignore[return-value]
+
+
+class ReconstructionLoss(nn.Module):
+    """Perceptual / pixel / SSIM pyramid terms between a prediction and the driving frame.
+
+    ``vgg`` is required iff the config uses the perceptual term; pass ``build_vgg19(...)`` for
+    ``vgg19`` (ImageNet weights) or ``build_vgg19(None, config.random_vgg_seed)`` for ``random``.
+    """
+
+    def __init__(self, config: LossConfig, vgg: nn.Module | None = None, num_channels: int = 3):
+        super().__init__()
+        if config.uses_perceptual and vgg is None:
+            raise ValueError(f"perceptual backend {config.perceptual_backend!r} needs a VGG network")
+        self.config = config
+        self.pyramid = ImagePyramid(config.scales, num_channels)
+        self.vgg = vgg if config.uses_perceptual else None
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        pred_pyr = self.pyramid(prediction)
+        gt_pyr = self.pyramid(target)
+        out: dict[str, torch.Tensor] = {}
+        if self.vgg is not None:
+            out["perceptual"] = perceptual_pyramid_loss(self.vgg, pred_pyr, gt_pyr, cfg.perceptual)
+        if cfg.pixel:
+            out["pixel"] = pixel_pyramid_loss(pred_pyr, gt_pyr, cfg.pixel)
+        if cfg.ssim:
+            out["ssim"] = ssim_pyramid_loss(pred_pyr, gt_pyr, cfg.ssim)
+        return out
+
+
+def equivariance_losses(detector: Detector, driving: torch.Tensor, kp_driving: Mapping[str, torch.Tensor],
+                        value_weight: float, jacobian_weight: float, transform: RandomTransform
+                        ) -> dict[str, torch.Tensor]:
+    """Keypoint equivariance under the random warp T (FOMM):
+
+    value: w · mean|kp_d − T(kp_t)|; jacobian: w · mean|I − J_d⁻¹ · ∇T(kp_t) · J_t|, where kp_t, J_t are
+    detected on T-warped ``driving`` and kp_d, J_d on ``driving`` itself (``kp_driving``, already
+    computed by the forward pass). Zero weights skip the term; both zero skip the detector call.
+    """
+    out: dict[str, torch.Tensor] = {}
+    if not value_weight and not jacobian_weight:
+        return out
+    transformed = detector(transform.transform_frame(driving))
+    kp_t = transformed["kp"]
+    if value_weight:
+        out["equivariance_value"] = value_weight * (kp_driving["kp"] - transform.warp_coordinates(kp_t)).abs().mean()
+    if jacobian_weight:
+        if "jacobian" not in kp_driving or "jacobian" not in transformed:
+            raise ValueError("jacobian equivariance needs a detector with jacobians (set its weight to 0 for tpsm)")
+        jac_t = transform.jacobian(kp_t) @ transformed["jacobian"]
+        value = torch.linalg.inv(kp_driving["jacobian"]) @ jac_t
+        eye = torch.eye(2, dtype=value.dtype, device=value.device)
+        out["equivariance_jacobian"] = jacobian_weight * (eye - value).abs().mean()
+    return out
+
+
+def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: float) -> torch.Tensor:
+    """Cycle consistency of the background predictor: w · mean|I₃ − A(s,d)·A(d,s)| (B×3×3 each)."""
+    eye = torch.eye(3, dtype=affine_sd.dtype, device=affine_sd.device)
+    return weight * (eye - affine_sd @ affine_ds).abs().mean()
+
+
+__all__ = ["LossConfig", "ImagePyramid", "ReconstructionLoss", "perceptual_pyramid_loss", "pixel_pyramid_loss",
+           "ssim_pyramid_loss", "ssim", "gaussian_window", "equivariance_losses", "background_loss",
+           "PERCEPTUAL_BACKENDS"]
