@@ -137,6 +137,10 @@ def test_ssim_properties_and_reference():
     got = ssim(x, y, reduction="none")
     for i in range(2):
         assert abs(got[i].item() - _ssim_numpy(x[i].double().numpy(), y[i].double().numpy())) < 1e-4
+    # bf16 inputs / autocast are computed in float32 (variances cancel badly in bf16).
+    assert abs(ssim(x.bfloat16(), y.bfloat16()).item() - ssim(x, y).item()) < 2e-3
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.allclose(ssim(x, y, reduction="none"), got)
 
 
 def _blob(centres: torch.Tensor, size: int, sigma_px: float = 2.5) -> torch.Tensor:

@@ -126,9 +126,20 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window_size:
 
     ``x``, ``y``: B×C×H×W in [0, data_range]. ``reduction='none'`` gives one value per image. Images
     smaller than the window (deep pyramid levels of small frames) use the largest odd window that fits.
+    Computed in at least float32 with autocast off: the variances are differences of close numbers.
     """
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"ssim needs two B×C×H×W tensors of one shape, got {tuple(x.shape)}, {tuple(y.shape)}")
+    with torch.autocast(x.device.type, enabled=False):
+        return _ssim(x.float() if x.dtype in _LOW else x, y.float() if y.dtype in _LOW else y,
+                     data_range, window_size, sigma, reduction)
+
+
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def _ssim(x: torch.Tensor, y: torch.Tensor, data_range: float, window_size: int, sigma: float,
+          reduction: str) -> torch.Tensor:
     b, c, h, w = x.shape
     size = min(window_size, h, w)
     size -= 1 - size % 2
@@ -203,17 +214,22 @@ def equivariance_losses(detector: Detector, driving: torch.Tensor, kp_driving: M
     out: dict[str, torch.Tensor] = {}
     if not value_weight and not jacobian_weight:
         return out
+    if jacobian_weight and "jacobian" not in kp_driving:
+        raise ValueError("jacobian equivariance needs a detector with jacobians (set its weight to 0 for tpsm)")
     transformed = detector(transform.transform_frame(driving))
-    kp_t = transformed["kp"]
-    if value_weight:
-        out["equivariance_value"] = value_weight * (kp_driving["kp"] - transform.warp_coordinates(kp_t)).abs().mean()
-    if jacobian_weight:
-        if "jacobian" not in kp_driving or "jacobian" not in transformed:
-            raise ValueError("jacobian equivariance needs a detector with jacobians (set its weight to 0 for tpsm)")
-        jac_t = transform.jacobian(kp_t) @ transformed["jacobian"]
-        value = torch.linalg.inv(kp_driving["jacobian"]) @ jac_t
-        eye = torch.eye(2, dtype=value.dtype, device=value.device)
-        out["equivariance_jacobian"] = jacobian_weight * (eye - value).abs().mean()
+    # Small tensors: do the geometry in float32 even under bf16 autocast (a 2×2 inverse is fragile).
+    with torch.autocast(driving.device.type, enabled=False):
+        kp_t = transformed["kp"].float()
+        if value_weight:
+            diff = kp_driving["kp"].float() - transform.warp_coordinates(kp_t)
+            out["equivariance_value"] = value_weight * diff.abs().mean()
+        if jacobian_weight:
+            if "jacobian" not in transformed:
+                raise ValueError("jacobian equivariance needs a detector with jacobians")
+            jac_t = transform.jacobian(kp_t) @ transformed["jacobian"].float()
+            value = torch.linalg.inv(kp_driving["jacobian"].float()) @ jac_t
+            eye = torch.eye(2, dtype=value.dtype, device=value.device)
+            out["equivariance_jacobian"] = jacobian_weight * (eye - value).abs().mean()
     return out
 
 

@@ -62,11 +62,12 @@ class RandomTransform:
 
     def warp_coordinates(self, coordinates: torch.Tensor) -> torch.Tensor:
         """T applied to normalised (x, y) points: ``b×N×2`` (b = B or 1, broadcast) -> ``B×N×2``."""
-        theta = self.theta.to(coordinates.dtype).unsqueeze(1)  # B×1×2×3
+        like = {"dtype": coordinates.dtype, "device": coordinates.device}
+        theta = self.theta.to(**like).unsqueeze(1)  # B×1×2×3
         out = (theta[..., :2] @ coordinates.unsqueeze(-1) + theta[..., 2:]).squeeze(-1)
         if self.control_params is not None and self.control_points is not None:
-            pts = self.control_points.to(coordinates.dtype)
-            params = self.control_params.to(coordinates.dtype)
+            pts = self.control_points.to(**like)
+            params = self.control_params.to(**like)
             d = (coordinates.unsqueeze(2) - pts.unsqueeze(1)).abs().sum(-1)  # b×N×P²
             tps = (d**2 * torch.log(d + 1e-6) * params).sum(-1, keepdim=True)  # B×N×1
             out = out + tps
