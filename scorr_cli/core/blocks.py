@@ -1,0 +1,166 @@
+"""Convolutional building blocks shared by the prior and refinement networks (FOMM lineage).
+
+Attribute names (``conv``, ``norm``, ``conv1``...) are those of the authors' checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SameBlock2d(nn.Module):
+    """conv (same padding) -> BN -> ReLU."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.BatchNorm2d(out_features, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.norm(self.conv(x)))
+
+
+class DownBlock2d(nn.Module):
+    """conv 3x3 -> BN -> ReLU -> 2x2 average pool."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_features, out_features, 3, padding=1)
+        self.norm = nn.BatchNorm2d(out_features, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.relu(self.norm(self.conv(x))), 2)
+
+
+class UpBlock2d(nn.Module):
+    """nearest x2 -> conv 3x3 -> BN -> ReLU."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_features, out_features, 3, padding=1)
+        self.norm = nn.BatchNorm2d(out_features, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.norm(self.conv(F.interpolate(x, scale_factor=2.0))))
+
+
+class ResBlock2d(nn.Module):
+    """Pre-activation residual block that keeps the channel count."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
+        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
+        self.norm1 = nn.BatchNorm2d(features, affine=True)
+        self.norm2 = nn.BatchNorm2d(features, affine=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(F.relu(self.norm1(x)))
+        out = self.conv2(F.relu(self.norm2(out)))
+        return out + x
+
+
+class ChannelBlock2d(nn.Module):
+    """BN -> ReLU -> conv 3x3 halving the channels: fuses refined and coarse features."""
+
+    def __init__(self, in_features: int):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(in_features, affine=True)
+        self.conv1 = nn.Conv2d(in_features, in_features // 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv1(F.relu(self.norm1(x)))
+
+
+class Encoder(nn.Module):
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int):
+        super().__init__()
+        self.down_blocks = nn.ModuleList(
+            DownBlock2d(in_features if i == 0 else min(max_features, block_expansion * 2**i),
+                        min(max_features, block_expansion * 2 ** (i + 1)))
+            for i in range(num_blocks)
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs = [x]
+        for block in self.down_blocks:
+            outs.append(block(outs[-1]))
+        return outs
+
+
+class Decoder(nn.Module):
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int, max_features: int):
+        super().__init__()
+        blocks = []
+        for i in reversed(range(num_blocks)):
+            in_filters = (1 if i == num_blocks - 1 else 2) * min(max_features, block_expansion * 2 ** (i + 1))
+            blocks.append(UpBlock2d(in_filters, min(max_features, block_expansion * 2**i)))
+        self.up_blocks = nn.ModuleList(blocks)
+        self.out_filters = block_expansion + in_features
+
+    def forward(self, skips: list[torch.Tensor]) -> torch.Tensor:
+        skips = list(skips)
+        out = skips.pop()
+        for block in self.up_blocks:
+            out = torch.cat([block(out), skips.pop()], dim=1)
+        return out
+
+
+class Hourglass(nn.Module):
+    """U-Net whose output is the last decoder features concatenated with the raw input."""
+
+    def __init__(self, block_expansion: int, in_features: int, num_blocks: int = 3, max_features: int = 256):
+        super().__init__()
+        self.encoder = Encoder(block_expansion, in_features, num_blocks, max_features)
+        self.decoder = Decoder(block_expansion, in_features, num_blocks, max_features)
+        self.out_filters = self.decoder.out_filters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def gaussian_blur_kernel(channels: int, scale: float) -> torch.Tensor:
+    """The anti-aliasing kernel of FOMM's ``AntiAliasInterpolation2d`` (float32, same arithmetic)."""
+    sigma = (1 / scale - 1) / 2
+    size = 2 * round(sigma * 4) + 1
+    kernel = torch.ones((), dtype=torch.float32)
+    grids = torch.meshgrid([torch.arange(size, dtype=torch.float32)] * 2, indexing="ij")
+    for grid in grids:
+        mean = (size - 1) / 2
+        kernel = kernel * torch.exp(-((grid - mean) ** 2) / (2 * sigma**2))
+    kernel = kernel / torch.sum(kernel)
+    return kernel.view(1, 1, size, size).repeat(channels, 1, 1, 1)
+
+
+class AntiAliasInterpolation2d(nn.Module):
+    """Gaussian blur then nearest down-sampling: a cheap alias-free resize by ``scale`` (< 1)."""
+
+    def __init__(self, channels: int, scale: float):
+        super().__init__()
+        self.scale = float(scale)
+        self.groups = channels
+        if self.scale == 1.0:
+            # The authors' checkpoint stores a NaN kernel here (sigma = 0); it is never used.
+            self.register_buffer("weight", torch.full((channels, 1, 1, 1), math.nan))
+            self.ka = self.kb = 0
+        else:
+            kernel = gaussian_blur_kernel(channels, self.scale)
+            self.register_buffer("weight", kernel)
+            k = kernel.shape[-1]
+            self.ka = k // 2
+            self.kb = self.ka - 1 if k % 2 == 0 else self.ka
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1.0:
+            return x
+        out = F.pad(x, (self.ka, self.kb, self.ka, self.kb))
+        out = F.conv2d(out, self.weight.to(out.dtype), groups=self.groups)
+        step = round(1 / self.scale)
+        if abs(step - 1 / self.scale) < 1e-9:
+            # Nearest resize by 1/step picks every step-th pixel; slicing is the same and cheaper.
+            return out[:, :, ::step, ::step]
+        return F.interpolate(out, scale_factor=(self.scale, self.scale))

@@ -1,0 +1,157 @@
+"""The MRFA refinement network (the authors' ``RaftFlow``, checkpoint prefix ``decoder``).
+
+It corrects the prior's coarse flow and occlusion coarse to fine, guided by a correlation volume
+between source and driving *structure* features, then runs the occlusion-aware generator.
+
+The work is split so that everything depending only on the source can be computed once
+(:meth:`RefinementNetwork.prepare_source`) and reused for every driving frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scorr_cli.core.blocks import Hourglass
+from scorr_cli.core.config import ModelConfig
+from scorr_cli.core.correlation import CorrelationLookup, correlation_volume
+from scorr_cli.core.generator import OcclusionAwareGenerator
+from scorr_cli.core.geometry import (coords_grid, grid_sample_default, kp2gaussian, resize, resize_grid,
+                                     warp_by_flow)
+from scorr_cli.core.update import MotionEncoder, RefineHeads
+
+
+@dataclass
+class SourceFeatures:
+    """Everything the refiner needs from the source image alone."""
+
+    image: torch.Tensor  # B×3×H×W full resolution
+    image_small: torch.Tensor  # B×3×h×w (1/4, anti-aliased)
+    kp: torch.Tensor  # B×K×2 refiner keypoints
+    pyramid: list[torch.Tensor]  # generator encoder features, coarse to fine
+    structure: torch.Tensor | None  # B×dim×h×w source structure features (None in prior-only mode)
+
+    def expand(self, batch: int) -> "SourceFeatures":
+        """View the (batch-1) source as ``batch`` copies without copying memory."""
+        if self.image.shape[0] == batch:
+            return self
+        ex = lambda t: t.expand(batch, *t.shape[1:])  # noqa: E731
+        return SourceFeatures(ex(self.image), ex(self.image_small), ex(self.kp), [ex(f) for f in self.pyramid],
+                              None if self.structure is None else ex(self.structure))
+
+
+@dataclass
+class RefinerOutput:
+    prediction: torch.Tensor  # B×3×H×W
+    warped: torch.Tensor  # B×3×H×W source warped by the final flow
+    visibility: list[torch.Tensor]  # per level, sigmoid of the refined occlusion logits
+    flows: list[torch.Tensor]  # per level, refined pixel flows (empty in prior-only mode)
+    prior_visibility: torch.Tensor  # sigmoid of the prior occlusion at the prior resolution
+
+    def occlusion_strip(self) -> torch.Tensor:
+        """The authors' visualisation: all maps resized to H and concatenated along the width."""
+        size = self.prediction.shape[-1]
+        maps = list(self.visibility) + ([self.prior_visibility] if self.flows else [])
+        return torch.cat([resize(m, size) for m in maps], dim=3)
+
+
+class RefinementNetwork(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        r = cfg.refiner
+        self.cfg = r
+        self.num_kp = cfg.num_kp
+        self.prior_size = cfg.prior_size
+        self.level_sizes = cfg.level_sizes
+        self.generator = OcclusionAwareGenerator(cfg.generator, cfg.num_channels)
+        if r.prior_only:
+            return
+        s = cfg.prior_size
+        self.pos_embedding = nn.Parameter(torch.zeros(1, cfg.num_kp, s, s))
+        nn.init.trunc_normal_(self.pos_embedding, std=0.02)
+        self.kp = Hourglass(r.encoder_block_expansion, cfg.num_kp, r.encoder_num_blocks, r.encoder_max_features)
+        self.kp_head = nn.Conv2d(self.kp.out_filters, r.dim, 1)
+        img_channels = cfg.num_channels if r.source_image else 0
+        self.kp_img = Hourglass(r.encoder_block_expansion, cfg.num_kp + img_channels, r.encoder_num_blocks,
+                                r.encoder_max_features)
+        self.kp_img_head = nn.Conv2d(self.kp_img.out_filters, r.dim, 1)
+        self.corr_enc = MotionEncoder(r.corr_levels * (2 * r.corr_radius + 1) ** 2, r.motion_dim)
+        self.refine = RefineHeads(r)
+        if r.warped_source_feature:
+            self.to_context = nn.ModuleList(nn.Conv2d(c, r.context_dim, 1) for c in self.generator.level_channels)
+
+    # ------------------------------------------------------------------ source side
+    def structure_source(self, kp_source: torch.Tensor, image_small: torch.Tensor) -> torch.Tensor:
+        s = self.prior_size
+        heat = kp2gaussian(kp_source, s, s, self.cfg.kp_variance) + self.pos_embedding.to(kp_source.dtype)
+        x = torch.cat([heat, image_small], dim=1) if self.cfg.source_image else heat
+        return self.kp_img_head(self.kp_img(x))
+
+    def structure_driving(self, kp_driving: torch.Tensor) -> torch.Tensor:
+        s = self.prior_size
+        heat = kp2gaussian(kp_driving, s, s, self.cfg.kp_variance) + self.pos_embedding.to(kp_driving.dtype)
+        return self.kp_head(self.kp(heat))
+
+    def prepare_source(self, image: torch.Tensor, image_small: torch.Tensor, kp_source: torch.Tensor) -> SourceFeatures:
+        structure = None if self.cfg.prior_only else self.structure_source(kp_source, image_small)
+        return SourceFeatures(image, image_small, kp_source, self.generator.encode(image), structure)
+
+    # ------------------------------------------------------------------ driving side
+    def forward(self, source: SourceFeatures, kp_driving: torch.Tensor, dense: dict[str, torch.Tensor]) -> RefinerOutput:
+        source = source.expand(kp_driving.shape[0])
+        if self.cfg.prior_only:
+            return self._prior_only(source, dense)
+        return self._refine(source, kp_driving, dense)
+
+    def _prior_only(self, source: SourceFeatures, dense: dict[str, torch.Tensor]) -> RefinerOutput:
+        deformation, occlusion = dense["deformation"], dense["occlusion"]
+        warped_feats = [grid_sample_default(f, resize_grid(deformation, f.shape[-1])) for f in source.pyramid]
+        visibility = [torch.sigmoid(resize(occlusion, f.shape[-1])) for f in source.pyramid]
+        warped = grid_sample_default(source.image, resize_grid(deformation, source.image.shape[-1]))
+        prediction = self.generator.decode(warped_feats, visibility, warped)
+        return RefinerOutput(prediction, warped, visibility, [], torch.sigmoid(occlusion))
+
+    def _refine(self, source: SourceFeatures, kp_driving: torch.Tensor, dense: dict[str, torch.Tensor]) -> RefinerOutput:
+        cfg = self.cfg
+        s = self.prior_size
+        b = kp_driving.shape[0]
+        deformation, occlusion = dense["deformation"], dense["occlusion"]
+        lookup = CorrelationLookup(correlation_volume(self.structure_driving(kp_driving), source.structure),
+                                   b, s, cfg.corr_levels, cfg.corr_radius)
+        grid = coords_grid(b, s, s, deformation.dtype, deformation.device)
+        prior_flow = (s - 1) * (deformation.permute(0, 3, 1, 2) + 1) / 2 - grid  # pixels at s²
+
+        warped_feats, coarse_feats, visibility, flows = [], [], [], []
+        flow_acc = occ_acc = None
+        n = len(self.level_sizes)
+        for i, size in enumerate(self.level_sizes):
+            feat = source.pyramid[i]
+            flow = resize(prior_flow, size) * (size / s)
+            logits = resize(occlusion, size)
+            if flow_acc is not None:
+                flow = flow + flow_acc
+                logits = logits + occ_acc
+            motion = self.corr_enc(flow, lookup(flow))
+            context = F.relu(self.to_context[i](warp_by_flow(feat, flow))) if cfg.warped_source_feature else None
+            delta_flow, delta_occ = self.refine(motion, context)
+            if not cfg.flow_update:
+                delta_flow = torch.zeros_like(delta_flow)
+            if not cfg.occlusion_update:
+                delta_occ = torch.zeros_like(delta_occ)
+            refined = flow + delta_flow
+            flows.append(refined)
+            warped_feats.append(warp_by_flow(feat, refined))
+            visibility.append(torch.sigmoid(logits + delta_occ))
+            coarse_feats.append(grid_sample_default(feat, resize_grid(deformation, size)))
+            if i < n - 1:
+                # The next level starts from the re-scaled prior plus all residuals so far.
+                up = lambda t: F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=True)  # noqa: E731
+                flow_acc = 2 * up(delta_flow) + (2 * up(flow_acc) if flow_acc is not None else 0)
+                occ_acc = up(delta_occ) + (up(occ_acc) if occ_acc is not None else 0)
+        # The authors warp the image with the last level's flow *before* its own update (reproduced).
+        warped = warp_by_flow(source.image, flow)
+        prediction = self.generator.decode(warped_feats, visibility, warped, coarse_feats)
+        return RefinerOutput(prediction, warped, visibility, flows, torch.sigmoid(occlusion))

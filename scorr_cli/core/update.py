@@ -1,0 +1,56 @@
+"""The per-level updater: non-prior motion features and the flow / occlusion refinement heads."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scorr_cli.core.config import RefinerConfig
+
+
+class MotionEncoder(nn.Module):
+    """RAFT's BasicMotionEncoder: fuse correlation features with the current flow.
+
+    Output width is ``motion_dim``: ``motion_dim - 2`` learned channels plus the raw flow.
+    """
+
+    def __init__(self, corr_planes: int, motion_dim: int):
+        super().__init__()
+        c1, c2, f1, f2 = motion_dim, motion_dim * 3 // 4, motion_dim, motion_dim // 2
+        self.convc1 = nn.Conv2d(corr_planes, c1, 1)
+        self.convc2 = nn.Conv2d(c1, c2, 3, padding=1)
+        self.convf1 = nn.Conv2d(2, f1, 7, padding=3)
+        self.convf2 = nn.Conv2d(f1, f2, 3, padding=1)
+        self.conv = nn.Conv2d(c2 + f2, motion_dim - 2, 3, padding=1)
+
+    def forward(self, flow: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
+        cor = F.relu(self.convc2(F.relu(self.convc1(corr))))
+        flo = F.relu(self.convf2(F.relu(self.convf1(flow))))
+        out = F.relu(self.conv(torch.cat([cor, flo], dim=1)))
+        return torch.cat([out, flow], dim=1)
+
+
+class RefineHeads(nn.Module):
+    """One feed-forward update per level: a flow residual and an occlusion-logit increment."""
+
+    def __init__(self, cfg: RefinerConfig):
+        super().__init__()
+        hidden = cfg.hidden_dim
+        self.use_context = cfg.warped_source_feature
+        inp = cfg.motion_dim
+        if self.use_context:
+            self.convc1 = nn.Conv2d(cfg.context_dim, hidden, 3, padding=1)
+            inp += hidden
+        self.conv1 = nn.Conv2d(inp, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, 2, 3, padding=1)
+        self.convo1 = nn.Conv2d(inp, hidden, 3, padding=1)
+        self.convo2 = nn.Conv2d(hidden, 1, 3, padding=1)
+
+    def forward(self, motion: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        x = motion
+        if self.use_context:
+            x = torch.cat([motion, F.relu(self.convc1(context))], dim=1)
+        delta_flow = self.conv2(F.relu(self.conv1(x)))
+        delta_occlusion = self.convo2(F.relu(self.convo1(x)))
+        return delta_flow, delta_occlusion
