@@ -1,0 +1,118 @@
+"""scorr's own checkpoint format (safetensors + JSON metadata in its header)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from scorr_cli import __version__
+from scorr_cli.core.config import ModelConfig
+from scorr_cli.core.model import MRFA
+from scorr_cli.errors import CheckpointError, InputError
+from scorr_cli.fsutil import atomic_path
+
+FORMAT_VERSION = 1
+FORMAT_NAME = "scorr-mrfa"
+
+
+@dataclass
+class Checkpoint:
+    config: ModelConfig
+    state: dict[str, torch.Tensor]
+    metadata: dict[str, Any] = field(default_factory=dict)  # preset, training info, source, scorr version
+    path: Path | None = None
+
+
+def save_checkpoint(path: str | Path, model: MRFA | Mapping[str, torch.Tensor], config: ModelConfig | None = None,
+                    *, metadata: Mapping[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Write weights atomically. ``dtype=torch.float16`` halves the file (floats only)."""
+    if isinstance(model, MRFA):
+        config = model.cfg
+        state = model.state_dict()
+    else:
+        state = dict(model)
+    if config is None:
+        raise ValueError("config is required when saving a bare state dict")
+    tensors = {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[k] = v.contiguous()
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "scorr_version": __version__,
+        "prior": config.prior,
+        "config": json.dumps(config.to_dict()),
+        "metadata": json.dumps(dict(metadata or {})),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a scorr checkpoint without building the model."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable scorr checkpoint ({str(e).splitlines()[0]})") from None
+    if header.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path}: not a scorr checkpoint (no '{FORMAT_NAME}' header); "
+                              "import the authors' .pth files with `scorr weights import`")
+    version = int(header.get("format_version", "0"))
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {version} is newer than this scorr supports "
+                              f"({FORMAT_VERSION}); upgrade scorr")
+    try:
+        config = ModelConfig.from_dict(json.loads(header["config"]))
+        metadata = json.loads(header.get("metadata", "{}"))
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: corrupt checkpoint config ({e})") from None
+    return Checkpoint(config, state, metadata, path)
+
+
+def validate_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise a one-line error naming the first missing, unexpected or mis-shaped key."""
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise CheckpointError(f"{source}: missing key '{key}' (expected shape {list(tensor.shape)})")
+        got = state[key]
+        if tuple(got.shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{source}: key '{key}' has shape {list(got.shape)}, "
+                                  f"model expects {list(tensor.shape)}")
+    for key in state:
+        if key not in expected:
+            raise CheckpointError(f"{source}: unexpected key '{key}' (shape {list(state[key].shape)}) "
+                                  "for this model configuration")
+
+
+def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> MRFA:
+    """Instantiate the model of a checkpoint and load its weights strictly (as float32)."""
+    model = MRFA(checkpoint.config)
+    source = str(checkpoint.path) if checkpoint.path else "checkpoint"
+    validate_state_dict(model, checkpoint.state, source)
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in checkpoint.state.items()}
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval()
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MRFA, Checkpoint]:
+    ckpt = read_checkpoint(path)
+    return build_model(ckpt, device), ckpt

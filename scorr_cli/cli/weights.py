@@ -1,0 +1,57 @@
+"""``scorr weights``: list checkpoints and import the authors' released ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scorr_cli.checkpoints import import_official, list_weights, read_checkpoint, user_weights_dir
+from scorr_cli.checkpoints.registry import SUFFIX
+from scorr_cli.cli.common import handle_errors
+
+app = typer.Typer(help="List and import model weights.", no_args_is_help=True)
+
+
+@app.command("list")
+@handle_errors
+def list_cmd() -> None:
+    """Show the checkpoints scorr can use by name."""
+    console = Console()
+    entries = list_weights()
+    if not entries:
+        console.print(f"No weights found. Import some with `scorr weights import FILE --name NAME` "
+                      f"(stored in {user_weights_dir()}).")
+        return
+    table = Table("name", "prior", "resolution", "size", "origin", "path")
+    for e in entries:
+        try:
+            ckpt = read_checkpoint(e.path)
+            prior, res = ckpt.config.prior + (" (prior-only)" if ckpt.config.refiner.prior_only else ""), \
+                f"{ckpt.config.image_size}²"
+        except Exception as ex:  # a broken file is listed, not fatal
+            prior, res = f"unreadable: {ex}", "-"
+        table.add_row(e.name, prior, res, f"{e.size_bytes / 1e6:.1f} MB", "shipped" if e.shipped else "user",
+                      str(e.path))
+    console.print(table)
+
+
+@app.command("import")
+@handle_errors
+def import_cmd(
+    checkpoint: Path = typer.Argument(..., help="The authors' checkpoint (vox.pth or celebvhq.pth)."),
+    name: str = typer.Option(..., "--name", "-n", help="Name to use it by, e.g. `--checkpoint vox`."),
+    force: bool = typer.Option(False, "--force", help="Replace existing weights of that name."),
+) -> None:
+    """Convert an authors' MRFA checkpoint to scorr's safetensors format (loads with weights_only)."""
+    dest = user_weights_dir() / f"{name}{SUFFIX}"
+    path = import_official(checkpoint, dest, name=name, force=force)
+    ckpt = read_checkpoint(path)
+    typer.echo(f"imported {checkpoint} as '{name}' ({ckpt.config.prior} prior"
+               f"{', background predictor' if ckpt.config.background else ''}) -> {path}")
+
+
+def register(app_: typer.Typer) -> None:
+    app_.add_typer(app, name="weights")

@@ -1,0 +1,118 @@
+"""Inference engine shared by every command: prepare a source once, animate driving frames in batches.
+
+Everything that depends only on the source (keypoints, the generator's feature pyramid, the source
+structure features, the 1/4-resolution source) is computed once in :meth:`AnimationEngine.prepare`
+and reused for every batch of driving frames. Frames are ``B×3×H×W`` float tensors in [0, 1] at the
+model's resolution; converting from/to images is the caller's job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from scorr_cli.core.model import MRFA, FrameOutput, PreparedSource
+from scorr_cli.core.transfer import TransferOptions, movement_scale, transfer_keypoints
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; an explicit device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was requested but this torch build or machine has no CUDA device")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("MPS was requested but is not available on this machine")
+    return device
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision only where it pays off (CUDA); fp32 everywhere else."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if precision == "fp32" or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=PRECISIONS[precision])
+
+
+@dataclass
+class SourceState:
+    """A prepared source plus the motion reference (first/best driving frame) once it is known."""
+
+    prepared: PreparedSource
+    reference: dict[str, torch.Tensor] | None = None
+    scale: torch.Tensor | None = None  # adapt-scale factor, computed once per reference
+    extras: dict = field(default_factory=dict)
+
+
+class AnimationEngine:
+    def __init__(self, model: MRFA, device: str | torch.device = "cpu", precision: str = "fp32"):
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        if precision != "fp32" and self.device.type != "cuda":
+            precision = "fp32"  # half precision is a CUDA option; CPU stays exact
+        self.precision = precision
+        self.model = model.to(self.device).eval()
+        self.size = model.cfg.image_size
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return autocast_context(self.device, self.precision)
+
+    def _to_device(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.dim() == 3:
+            frames = frames[None]
+        if frames.shape[-1] != self.size or frames.shape[-2] != self.size:
+            raise ValueError(f"frames must be {self.size}×{self.size}, got {tuple(frames.shape[-2:])}")
+        return frames.to(self.device, torch.float32, non_blocking=True)
+
+    @torch.no_grad()
+    def detect(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self._autocast():
+            kp = self.model.detect(self._to_device(frames))
+        return {k: v.float() for k, v in kp.items()}
+
+    @torch.no_grad()
+    def prepare(self, source: torch.Tensor) -> SourceState:
+        with self._autocast():
+            prepared = self.model.prepare_source(self._to_device(source))
+        return SourceState(prepared)
+
+    def set_reference(self, state: SourceState, kp_reference: dict[str, torch.Tensor]) -> None:
+        """Fix the driving frame that relative motion is measured from."""
+        state.reference = {k: v[:1] for k, v in kp_reference.items()}
+        state.scale = movement_scale(state.prepared.kp["kp"], state.reference["kp"])
+
+    @torch.no_grad()
+    def animate(self, state: SourceState, frames: torch.Tensor, options: TransferOptions = TransferOptions(),
+                kp_driving: dict[str, torch.Tensor] | None = None) -> FrameOutput:
+        """Animate a batch of driving frames (or of already detected driving keypoints)."""
+        if kp_driving is None:
+            kp_driving = self.detect(frames)
+        if options.mode == "relative" and state.reference is None:
+            self.set_reference(state, kp_driving)
+        kp = transfer_keypoints(state.prepared.kp, kp_driving, state.reference, options, state.scale)
+        with self._autocast():
+            out = self.model.animate(state.prepared, kp)
+        out.prediction = out.prediction.float().clamp_(0, 1)
+        return out
+
+    def animate_stream(self, state: SourceState, frames: Iterator[torch.Tensor], batch_size: int = 8,
+                       options: TransferOptions = TransferOptions()) -> Iterator[torch.Tensor]:
+        """Yield predicted frames (``3×H×W`` on the CPU) one by one, computing them ``batch_size`` at a time."""
+        batch: list[torch.Tensor] = []
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) == batch_size:
+                yield from self.animate(state, torch.stack(batch), options).prediction.cpu()
+                batch = []
+        if batch:
+            yield from self.animate(state, torch.stack(batch), options).prediction.cpu()
