@@ -68,6 +68,9 @@ class RefinementNetwork(nn.Module):
         self.level_sizes = cfg.level_sizes
         self.generator = OcclusionAwareGenerator(cfg.generator, cfg.num_channels)
         if r.prior_only:
+            # Kept for checkpoint compatibility with the authors' prior-only models, but never used:
+            # frozen so optimisers and DDP ignore them.
+            self.generator.channel_block.requires_grad_(False)
             return
         s = cfg.prior_size
         self.pos_embedding = nn.Parameter(torch.zeros(1, cfg.num_kp, s, s))
