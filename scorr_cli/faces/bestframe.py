@@ -1,0 +1,80 @@
+"""FOMM helpers for ``animate``: one stable driving window, and the driving frame closest to the source."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from scorr_cli.errors import NoFaceError
+from scorr_cli.faces.detectors import FaceDetector
+from scorr_cli.faces.geometry import CropTransform, Window, fit_window, window_transform
+
+
+def normalize_kp(kp: np.ndarray) -> Optional[np.ndarray]:
+    """FOMM's normalisation: centre on the mean, divide by sqrt(convex-hull area)."""
+    import cv2
+
+    kp = np.asarray(kp, dtype=np.float64)[:, :2]
+    if kp.shape[0] < 3 or not np.isfinite(kp).all():
+        return None
+    area = cv2.contourArea(cv2.convexHull(kp.astype(np.float32)))
+    if area <= 0:
+        return None
+    return (kp - kp.mean(axis=0)) / np.sqrt(area)
+
+
+def find_best_frame(source_landmarks: np.ndarray, driving_landmarks_list: Sequence[Optional[np.ndarray]]) -> int:
+    """Index of the driving frame whose normalised 68 points best match the source (frames without a
+    face, i.e. None, are skipped). Raises NoFaceError when no driving frame has landmarks."""
+    src = normalize_kp(source_landmarks)
+    if src is None:
+        raise NoFaceError("no landmarks for the source face")
+    best, best_i = np.inf, -1
+    for i, kp in enumerate(driving_landmarks_list):
+        if kp is None:
+            continue
+        d = normalize_kp(kp)
+        if d is None or d.shape != src.shape:
+            continue
+        err = float(((src - d) ** 2).sum())
+        if err < best:
+            best, best_i = err, i
+    if best_i < 0:
+        raise NoFaceError("no face found in any driving frame")
+    return best_i
+
+
+def driving_crop_window(frames: Iterable[np.ndarray] | str | os.PathLike, detector: FaceDetector, size: int = 256,
+                        scale: float = 1.8, shift_y: float = -0.1, every: int = 5,
+                        border: str = "clamp") -> CropTransform:
+    """One fixed crop (FOMM style) that covers the main face over the whole driving clip.
+
+    The window is centred on the robust union of the largest face's boxes (5th-95th percentile
+    edges, so a stray detection does not stretch it), with side = max(scale x median face size,
+    1.1 x union extent). Use ``warp_crop(frame, transform)`` on every frame.
+    """
+    if isinstance(frames, (str, os.PathLike)):
+        from scorr_cli.media import iter_video_frames
+
+        frames = iter_video_frames(frames)
+    boxes = []
+    shape = None
+    for i, frame in enumerate(frames):
+        shape = frame.shape
+        if i % max(1, every):
+            continue
+        faces = detector.detect(frame)
+        if faces:
+            boxes.append(max(faces, key=lambda f: f.area).box)
+    if shape is None or not boxes:
+        raise NoFaceError("no face found in the driving video")
+    b = np.array(boxes)
+    lo = np.percentile(b[:, :2], 5, axis=0)
+    hi = np.percentile(b[:, 2:], 95, axis=0)
+    face = float(np.median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])))
+    side = max(scale * face, 1.1 * float(max(hi - lo)))
+    cx, cy = (lo + hi) / 2.0
+    w = fit_window(Window(float(cx), float(cy + shift_y * face), side), shape[1], shape[0], border)
+    return window_transform(w, size, (shape[1], shape[0]))
