@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -18,9 +19,11 @@ def _torch_load(path: Path) -> object:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
-        raise CheckpointError(f"{path}: refused to load: the file contains objects other than tensors "
-                              f"({first[:160]})") from None
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(e))
+        if found:
+            raise CheckpointError(f"{path}: refused to load: the file contains objects other than tensors "
+                                  f"({found.group(1)}); only plain state dicts are accepted") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or not a torch file)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({msg[:160]})") from None
