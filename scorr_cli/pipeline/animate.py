@@ -183,12 +183,25 @@ class _Driving:
 
 
 def _open_driving(path: Path, max_frames: Optional[int]) -> _Driving:
-    """A video (probed, not decoded) or a single image; one-line errors for anything else."""
-    from scorr_cli.media import is_video_file, probe_video, read_image
+    """A video (probed, not decoded) or a single image; one-line errors for anything else.
+
+    The extension says which the user meant, so ``face.jpg`` holding a video, or ``drive.mp4``
+    holding a photo, is reported as such rather than silently taken as the other kind.
+    """
+    from scorr_cli.media import IMAGE_EXTENSIONS, is_video_file, probe_video, read_image
     from scorr_cli.media.sniff import read_head, require_file, sniff_kind
 
     p = require_file(path)
-    if not is_video_file(p) and sniff_kind(read_head(p)) == "image":
+    suffix = p.suffix.lower()
+    if suffix == ".gif":
+        as_image = not is_video_file(p)  # a still GIF is an image, an animated one a video
+    elif suffix in IMAGE_EXTENSIONS:
+        as_image = True
+    elif suffix:
+        as_image = False
+    else:
+        as_image = sniff_kind(read_head(p)) == "image"
+    if as_image:
         return _Driving("image", image=read_image(p))
     info = probe_video(p)
     n = info.n_frames if max_frames is None else min(info.n_frames, max_frames)
