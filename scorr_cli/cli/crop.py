@@ -16,7 +16,7 @@ _D = CropConfig()
 
 def crop(
     input: Path = typer.Argument(..., help="A video, a photo, or (with --dataset) a folder of videos."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder [default: <input>_crops beside the input]."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default: <input stem>_crops beside the input)."),
     detector: str = typer.Option("auto", "--detector", help="auto | face-alignment | dlib (offline). auto uses face-alignment when its weights are present."),
     weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="Folder with face-alignment weights (torch hub root or its checkpoints/); env SCORR_FACE_WEIGHTS."),
     device: str = typer.Option("cpu", "--device", help="Device for face-alignment (cpu, cuda)."),
@@ -61,6 +61,8 @@ def crop(
                            dataset=dataset, test_fraction=test_fraction, force=force,
                            callbacks=CropCallbacks(analyse=hook("finding faces"), render=hook("writing crops"),
                                                    on_file=on_file))
+        if "videos" in tasks:
+            bar.update(tasks["videos"], completed=bar.tasks[tasks["videos"]].total)
     _summary(console, result)
 
 

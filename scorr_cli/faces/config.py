@@ -34,5 +34,5 @@ class CropConfig:
     def help_for(cls, name: str) -> str:
         for f in fields(cls):
             if f.name == name:
-                return f"{f.metadata.get('help', '')} [default: {f.default}]"
+                return str(f.metadata.get("help", ""))  # Typer appends the default itself
         raise KeyError(name)
