@@ -104,11 +104,24 @@ def test_single_driving_image_gives_an_image(faces_media, tiny_ckpt, tmp_path):
     assert read_image(out).shape == (64, 64, 3) and read_image(r.preview).shape == (256, 768, 3)
 
 
+def test_greyscale_rgba_non_square_source_without_crop(faces_media, tiny_ckpt, tmp_path):
+    from PIL import Image
+
+    grey = np.asarray(Image.open(faces_media / SOURCE).convert("L").resize((300, 200)))
+    src = tmp_path / "grey.png"
+    Image.fromarray(np.dstack([grey, np.full_like(grey, 200)]), "LA").save(src)
+    out = tmp_path / "out.png"
+    r = animate(AnimateConfig(source=src, driving=faces_media / "source/sadtalker_happy.png", output=out,
+                              checkpoint=str(tiny_ckpt), crop=False, paste_back=True))
+    assert r.cropper == "centre" and read_image(out).shape == (200, 300, 3)
+
+
 def test_find_best_frame_and_explicit_best_frame(faces_media, tiny_ckpt, tmp_path):
     r = _run(faces_media, tiny_ckpt, "driving/liveportrait_d11.mp4", tmp_path / "a.mp4", find_best_frame=True,
              max_frames=3)
     assert 0 <= r.reference_frame < 3 and probe_video(tmp_path / "a.mp4").n_frames == 3
-    r = _run(faces_media, tiny_ckpt, "driving/liveportrait_d11.mp4", tmp_path / "b.gif", best_frame=2, max_frames=3)
+    r = _run(faces_media, tiny_ckpt, "driving/liveportrait_d11.mp4", tmp_path / "b.gif", best_frame=2, max_frames=3,
+             crop=False)
     assert r.reference_frame == 2 and r.kind == "gif"
 
 

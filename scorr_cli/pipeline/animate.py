@@ -273,6 +273,7 @@ def animate(config: AnimateConfig, progress: Optional[ProgressFn] = None, engine
     report("cropping source", 0, 1)
     source_crop, source_t = cropper.source(source_image, size, str(config.source))
     state = engine.prepare(image_to_tensor(source_crop))
+    report("cropping source", 1, 1)
     kp_source = _kp_numpy(state.prepared.kp)[0]
 
     if driving.kind == "image":
@@ -389,5 +390,4 @@ def _stream_video(config: AnimateConfig, driving: _Driving, kind: str, window: A
                     prev.write(preview_frame(source_crop, kp_source, batch[i], kp_d[i], result, kp_r[i]))
             done += len(batch)
             report("animating", done, total)
-        report("encoding", done, total)
     return done, with_audio
