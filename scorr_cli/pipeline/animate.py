@@ -8,7 +8,6 @@ video: memory is the same for a 10 s and a 10 min clip (``benchmarks/bench_memor
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
@@ -30,8 +29,8 @@ PREVIEW_PANEL = 256
 """Preview panels are at least this big so keypoints stay visible with low-resolution models."""
 
 
-def _opt(default: Any, help: str, flags: Sequence[str] = ()) -> Any:
-    return field(default=default, metadata={"help": help, "flags": tuple(flags)})
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -41,11 +40,11 @@ class AnimateConfig:
     source: Path = _opt(None, "Portrait to animate (PNG, JPEG, WebP, BMP, TIFF; any size).")
     driving: Path = _opt(None, "Driving video (anything ffmpeg reads), or one driving image.")
     output: Path = _opt(None, "Output: .mp4/.mov/.mkv, .gif, a folder name for PNG frames, or an image "
-                              "(.png/.jpg/.webp) when the driving input is an image.", ("--output", "-o"))
+                              "(.png/.jpg/.webp) when the driving input is an image.")
     format: Optional[str] = _opt(None, "Output format (mp4, gif, png) when the extension does not say.")
     force: bool = _opt(False, "Overwrite an existing output.")
     checkpoint: Optional[str] = _opt(None, "Weights by name (see `scorr weights list`) or path; default: the "
-                                           "bundled default weights.", ("--checkpoint", "-c"))
+                                           "bundled default weights.")
     device: str = _opt("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps.")
     precision: str = _opt("fp32", "fp32, or bf16/fp16 mixed precision on CUDA (CPU always runs fp32).")
     batch_size: int = _opt(4, "Driving frames per engine call (more is faster on a GPU, costs memory).")
