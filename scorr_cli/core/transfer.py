@@ -31,10 +31,13 @@ def convex_hull_area(points: np.ndarray) -> float:
         return 0.0
     pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
 
+    def cross(o: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
     def half(seq: np.ndarray) -> list[np.ndarray]:
         hull: list[np.ndarray] = []
         for p in seq:
-            while len(hull) >= 2 and np.cross(hull[-1] - hull[-2], p - hull[-2]) <= 0:
+            while len(hull) >= 2 and cross(hull[-2], hull[-1], p) <= 0:
                 hull.pop()
             hull.append(p)
         return hull
