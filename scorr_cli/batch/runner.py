@@ -1,0 +1,355 @@
+"""The batch runner: one model for every item, each source prepared once, each driving clip's keypoints once.
+
+Built on the engine and the ``animate`` pipeline's helpers. A driving clip is decoded twice at
+most per rank (the crop window, then its keypoints); every further pair with that clip animates
+straight from the cached keypoints without decoding it again. A prepared source is reused by every
+pair that names it. Failures are cached too, so a missing source fails all its pairs at once, with
+the same reason. One item's failure never stops the others; Ctrl-C stops the batch, loses no
+finished output (outputs are atomic, the state file is rewritten after every item) and leaves no
+partial one.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Optional
+
+import torch
+
+from scorr_cli.batch.manifest import BatchItem
+from scorr_cli.batch.sharding import RankInfo, device_for, shard
+from scorr_cli.batch.state import DONE, FAILED, ItemRecord, RankState, merged_state
+from scorr_cli.errors import InputError, ScorrError
+
+SKIPPED = "skipped"
+
+
+@dataclass
+class BatchConfig:
+    """Options shared by every item (a manifest row may override mode, adapt_scale, crop, max_frames,
+    best_frame, format and audio)."""
+
+    outdir: Path
+    checkpoint: Optional[str] = None
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 4
+    mode: str = "auto"
+    adapt_scale: bool = True
+    crop: bool = True
+    detector: str = "auto"
+    max_frames: Optional[int] = None
+    best_frame: Optional[int] = None
+    format: Optional[str] = None
+    audio: bool = True
+    retry_failed: bool = False
+    force: bool = False
+    source_cache: int = 32
+    driving_cache: int = 4
+
+    def __post_init__(self) -> None:
+        self.outdir = Path(self.outdir)
+        if self.batch_size < 1:
+            raise InputError("--batch-size must be at least 1")
+
+    def item_options(self, item: BatchItem) -> SimpleNamespace:
+        base = {k: getattr(self, k) for k in ("mode", "adapt_scale", "crop", "max_frames", "best_frame", "format",
+                                              "audio")}
+        base.update(item.options)
+        return SimpleNamespace(**base)
+
+
+@dataclass
+class Outcome:
+    item: BatchItem
+    status: str  # done | failed | skipped
+    reason: str = ""
+    frames: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    rank: RankInfo = field(default_factory=RankInfo)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == FAILED or (o.status == SKIPPED and o.reason.startswith("failed"))]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+
+class BatchProgress:
+    """Callbacks the CLI turns into an overall and a per-item progress bar; all no-ops here."""
+
+    def start(self, total: int) -> None: ...
+    def item_start(self, item: BatchItem, frames: Optional[int]) -> None: ...
+    def item_frames(self, done: int, total: Optional[int]) -> None: ...
+    def item_end(self, outcome: Outcome) -> None: ...
+
+
+# ----------------------------------------------------------------------------- planning
+
+def order_items(items: list[BatchItem]) -> list[BatchItem]:
+    """Items sharing a driving clip (then a source) next to each other: caches hit in a row."""
+    return sorted(items, key=lambda it: (str(it.driving), str(it.source), it.index))
+
+
+def plan(items: list[BatchItem], config: BatchConfig, rank: RankInfo = RankInfo()) -> list[tuple[BatchItem, str, str]]:
+    """This rank's items with what will happen: ('run', why) or ('skip', why)."""
+    records = merged_state(config.outdir)
+    out = []
+    for item in shard(order_items(items), rank.rank, rank.world_size):
+        rec = records.get(item.key)
+        exists = (config.outdir / item.output).exists()
+        if rec is not None and rec.status == DONE and exists:
+            out.append((item, "skip", "done"))
+        elif rec is not None and rec.status == FAILED and not config.retry_failed:
+            out.append((item, "skip", f"failed before: {rec.reason} (use --retry-failed)"))
+        elif exists and not config.force:
+            out.append((item, "skip", "output exists but is not recorded done (use --force to overwrite)"))
+        else:
+            why = "retry" if rec is not None and rec.status == FAILED else \
+                ("output missing, re-run" if rec is not None else "new")
+            out.append((item, "run", why))
+    return out
+
+
+# ----------------------------------------------------------------------------- caches
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size = max(1, size)
+        self.data: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key in self.data:
+            self.data.move_to_end(key)
+            value = self.data[key]
+        else:
+            try:
+                value = make()
+            except ScorrError as e:
+                value = e  # a bad input fails all its items with one reason, without retrying each time
+            self.data[key] = value
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+        if isinstance(value, ScorrError):
+            raise value
+        return value
+
+
+@dataclass
+class _Source:
+    prepared: Any  # PreparedSource
+    crop: Any  # uint8 crop
+
+
+@dataclass
+class _Driving:
+    kind: str  # video | image
+    info: Any  # VideoInfo or None
+    n_frames: int
+    kp: dict[str, torch.Tensor]  # every frame's keypoints, on the CPU
+
+
+class BatchRunner:
+    """Holds the engine and the caches; :meth:`run` does this rank's share of a batch."""
+
+    def __init__(self, config: BatchConfig, engine: Any = None, rank: RankInfo = RankInfo()):
+        self.config = config
+        self.rank = rank
+        self._engine = engine
+        self.sources = _LRU(config.source_cache)
+        self.drivings = _LRU(config.driving_cache)
+        self._croppers: dict[tuple[bool, str], Any] = {}
+        self.stats = collections.Counter()  # prepared sources, driving keypoint passes (tests check reuse)
+
+    # -- lazily built pieces
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            from scorr_cli.pipeline.animate import _load_engine
+
+            cfg = SimpleNamespace(device=device_for(self.rank, self.config.device), checkpoint=self.config.checkpoint,
+                                  precision=self.config.precision)
+            self._engine = _load_engine(cfg)
+            self.stats["model_loads"] += 1
+        return self._engine
+
+    def cropper(self, crop: bool) -> Any:
+        from scorr_cli.pipeline.faces import FaceCropper
+
+        key = (crop, self.config.detector)
+        if key not in self._croppers:
+            self._croppers[key] = FaceCropper(crop, self.config.detector, device="cpu")
+        return self._croppers[key]
+
+    # -- cached inputs
+    def source(self, path: Path, crop: bool) -> _Source:
+        def make() -> _Source:
+            from scorr_cli.media import read_image
+            from scorr_cli.pipeline.animate import image_to_tensor
+
+            image = read_image(path)
+            crop_img, _ = self.cropper(crop).source(image, self.engine.size, str(path))
+            self.stats["sources_prepared"] += 1
+            return _Source(self.engine.prepare(image_to_tensor(crop_img)).prepared, crop_img)
+
+        return self.sources.get((str(path), crop), make)
+
+    def driving(self, path: Path, crop: bool, max_frames: Optional[int], progress: BatchProgress) -> _Driving:
+        def make() -> _Driving:
+            from scorr_cli.media import iter_video_frames
+            from scorr_cli.pipeline.animate import _batches, _open_driving, image_to_tensor, images_to_tensor
+            from scorr_cli.pipeline.faces import warp
+
+            engine = self.engine
+            drv = _open_driving(path, max_frames)
+            cropper = self.cropper(crop)
+            self.stats["driving_keypoint_passes"] += 1
+            if drv.kind == "image":
+                window = cropper.image_window(drv.image, engine.size, str(path))
+                kp = engine.detect(image_to_tensor(warp(drv.image, window)))
+                return _Driving("image", None, 1, {k: v.cpu() for k, v in kp.items()})
+            info, n = drv.info, drv.n_frames
+            window = cropper.video_window(iter_video_frames(path, stop=n), n, info.width, info.height, engine.size,
+                                          str(path))
+            parts: list[dict[str, torch.Tensor]] = []
+            seen = 0
+            crops = (warp(f, window) for f in iter_video_frames(path, stop=n))
+            for batch in _batches(crops, self.config.batch_size):
+                parts.append({k: v.cpu() for k, v in engine.detect(images_to_tensor(batch)).items()})
+                seen += len(batch)
+                progress.item_frames(seen, 2 * n)
+            if not parts:
+                raise InputError(f"{path}: no frames could be decoded")
+            kp = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            return _Driving("video", info, seen, kp)
+
+        return self.drivings.get((str(path), crop, max_frames), make)
+
+    # -- one item
+    def run_item(self, item: BatchItem, progress: BatchProgress) -> int:
+        """Animate one item into its output (atomically); returns the number of frames written."""
+        from scorr_cli.core.engine import SourceState
+        from scorr_cli.core.transfer import TransferOptions
+        from scorr_cli.media import open_writer, write_image
+        from scorr_cli.pipeline.animate import tensor_to_images
+
+        opts = self.config.item_options(item)
+        output = self.config.outdir / item.output
+        src = self.source(item.source, opts.crop)
+        drv = self.driving(item.driving, opts.crop, opts.max_frames, progress)
+        kind = _output_kind(output, opts.format, drv.kind)
+        mode = opts.mode if opts.mode != "auto" else ("absolute" if drv.kind == "image" else "relative")
+        options = TransferOptions(mode=mode, adapt_scale=opts.adapt_scale)
+        engine = self.engine
+        state = SourceState(src.prepared)  # fresh reference for every pair; the prepared source is shared
+        if mode == "relative":
+            ref = opts.best_frame or 0
+            if ref >= drv.n_frames:
+                raise InputError(f"best_frame {ref}: {item.driving} has {drv.n_frames} frame(s)")
+            engine.set_reference(state, {k: v[ref:ref + 1].to(engine.device) for k, v in drv.kp.items()})
+
+        def render(lo: int, hi: int) -> list:
+            kp = {k: v[lo:hi].to(engine.device) for k, v in drv.kp.items()}
+            return tensor_to_images(engine.animate(state, None, options, kp_driving=kp).prediction)
+
+        if output.exists():  # --force (the plan skips existing outputs otherwise)
+            _remove(output)
+        if kind == "image":
+            write_image(output, render(0, 1)[0])
+            return 1
+        with_audio = bool(opts.audio) and kind == "mp4" and drv.info.has_audio
+        audio = {"audio_from": item.driving} if with_audio else {}
+        n, bs = drv.n_frames, self.config.batch_size
+        with open_writer(output, drv.info.fps, kind, **audio) as writer:
+            for lo in range(0, n, bs):
+                for frame in render(lo, min(n, lo + bs)):
+                    writer.write(frame)
+                progress.item_frames(n + min(n, lo + bs), 2 * n)
+        return n
+
+    def run(self, items: list[BatchItem], progress: Optional[BatchProgress] = None,
+            state: Optional[RankState] = None) -> BatchReport:
+        progress = progress or BatchProgress()
+        t0 = time.perf_counter()
+        report = BatchReport(rank=self.rank)
+        steps = plan(items, self.config, self.rank)
+        state = state or RankState(self.config.outdir, self.rank.rank, self.rank.world_size)
+        progress.start(len(steps))
+        try:
+            for item, action, why in steps:
+                if action == "skip":
+                    outcome = Outcome(item, SKIPPED, why)
+                    report.outcomes.append(outcome)
+                    progress.item_end(outcome)
+                    continue
+                progress.item_start(item, None)
+                t1 = time.perf_counter()
+                try:
+                    frames = self.run_item(item, progress)
+                except ScorrError as e:
+                    outcome = Outcome(item, FAILED, str(e), seconds=time.perf_counter() - t1)
+                except (OSError, RuntimeError, ValueError) as e:  # a corrupt input deep in a decoder or the model
+                    outcome = Outcome(item, FAILED, f"{type(e).__name__}: {' '.join(str(e).split())}",
+                                      seconds=time.perf_counter() - t1)
+                else:
+                    outcome = Outcome(item, DONE, "", frames, time.perf_counter() - t1)
+                state.record(item.key, ItemRecord(outcome.status, str(item.source), str(item.driving),
+                                                  outcome.reason, outcome.frames, round(outcome.seconds, 3)))
+                report.outcomes.append(outcome)
+                progress.item_end(outcome)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            report.seconds = time.perf_counter() - t0
+            raise
+        report.seconds = time.perf_counter() - t0
+        return report
+
+
+def _output_kind(output: Path, fmt: Optional[str], driving_kind: str) -> str:
+    from scorr_cli.media import writer_format
+    from scorr_cli.media.image import WRITE_FORMATS
+
+    suffix = output.suffix.lower()
+    if driving_kind == "image":
+        if suffix in WRITE_FORMATS:
+            return "image"
+        raise InputError(f"{output}: the driving input is a single image, so the output must be an image "
+                         f"({', '.join(WRITE_FORMATS)})")
+    if suffix in WRITE_FORMATS and fmt is None:
+        raise InputError(f"{output}: an image extension for a video output (use .mp4, .gif or a folder name)")
+    return writer_format(output, fmt)
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def run_batch(items: list[BatchItem], config: BatchConfig, progress: Optional[BatchProgress] = None,
+              engine: Any = None, rank: Optional[RankInfo] = None) -> BatchReport:
+    """Run this process's share (by ``RANK``/``WORLD_SIZE``) of ``items``."""
+    from scorr_cli.batch.sharding import rank_info
+
+    rank = rank or rank_info()
+    config.outdir.mkdir(parents=True, exist_ok=True)
+    return BatchRunner(config, engine, rank).run(items, progress)
