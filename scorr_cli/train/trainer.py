@@ -1,0 +1,583 @@
+"""``scorr train``: the MRFA training loop (ARCHITECTURE.md §10) on one CPU/GPU or many (torchrun + DDP).
+
+One optimiser step = ``accum`` micro-batches per rank; each micro-batch runs the reconstruction
+forward (TPS dropout by epoch for the tpsm prior; the background predictor from ``bg_start``), the
+losses (reconstruction pyramid, keypoint/jacobian equivariance, background cycle), and backward of
+(sum of the terms) / accum. Then each module's gradient is clipped to ∞-norm ≤ ``grad_clip``
+(encoder, dense_motion, bg_predictor and — unlike the authors, unless ``clip_scope: authors`` — the
+decoder), and Adam steps. MultiStepLR steps once per epoch.
+
+Reproducibility: every random draw of a step (the equivariance warp, TPS dropout) comes from
+generators seeded by (seed, rank, step, micro-batch); the data order and per-item randomness from
+(seed, epoch, index). A checkpoint stores weights, optimiser, scheduler, epoch/step, the sampler's
+position inside the epoch and the global RNG states, so ``--resume`` continues bit-for-bit the run
+it interrupted (on the same hardware and rank count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import Counter
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Dataset
+
+from scorr_cli.checkpoints.store import read_checkpoint, save_checkpoint, validate_state_dict
+from scorr_cli.core.losses import ReconstructionLoss, background_loss, equivariance_losses
+from scorr_cli.core.model import MRFA
+from scorr_cli.core.transforms import RandomTransform
+from scorr_cli.core.vgg import build_vgg19, load_vgg19_weights
+from scorr_cli.errors import CheckpointError, InputError, OutputExistsError
+from scorr_cli.fsutil import atomic_write_text
+from scorr_cli.train import state as st
+from scorr_cli.train.config import DATA_NAMES, TrainConfig
+from scorr_cli.train.data import FramesDataset, iter_test_clips
+from scorr_cli.train.distributed import (DistInfo, ResumableDistributedSampler, all_reduce_mean, any_rank, barrier,
+                                         cleanup, init_distributed)
+from scorr_cli.train.monitor import MetricsLog, ProgressDisplay, TensorBoard, format_losses, sample_grid, write_png
+
+MODULE_GROUPS: tuple[str, ...] = ("encoder", "dense_motion", "bg_predictor", "decoder")
+
+
+@dataclass
+class StepInfo:
+    """Passed to the ``on_step`` callback after every optimiser step (on every rank)."""
+
+    step: int
+    epoch: int
+    losses: dict[str, float]  # this rank's mean over the step's micro-batches
+    indices: list[int]  # dataset indices this rank trained on in this step
+    rank: int
+    world_size: int
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    step: int
+    epoch: int
+    checkpoint: Path | None  # newest checkpoint written (rank 0; None elsewhere or if none)
+    final: Path | None  # final.safetensors when the run completed
+    interrupted: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)  # logged step records (rank 0)
+    eval_l1: list[float] = field(default_factory=list)  # per-epoch reconstruction L1 on test clips
+
+
+class _Indexed(Dataset):
+    """Adds the dataset index to each item (for logging which samples a rank saw)."""
+
+    def __init__(self, ds: FramesDataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        item = self.ds[key]
+        item["index"] = key[1]
+        return item
+
+
+class TrainingStep(nn.Module):
+    """The model plus the losses that need its sub-networks (equivariance, background cycle), in one
+    forward so that DDP sees every parameter use. The reconstruction loss (frozen VGG) stays outside."""
+
+    def __init__(self, model: MRFA, config: TrainConfig):
+        super().__init__()
+        self.model = model
+        self.loss_cfg = config.loss
+
+    def forward(self, source: torch.Tensor, driving: torch.Tensor, transform: RandomTransform | None,
+                use_background: bool, dropout_p: float | None, generator: torch.Generator | None
+                ) -> dict[str, Any]:
+        lc = self.loss_cfg
+        out = self.model(source, driving, use_background=use_background, dropout_p=dropout_p, generator=generator)
+        losses: dict[str, torch.Tensor] = {}
+        if transform is not None:
+            losses.update(equivariance_losses(self.model.encoder, driving, out.kp_driving, lc.equivariance_value,
+                                              lc.equivariance_jacobian, transform))
+        bg = out.dense.get("bg_affine")
+        if bg is not None and lc.bg:
+            losses["bg"] = background_loss(bg.float(), self.model.bg_predictor(driving, source).float(), lc.bg)
+        vis = max(out.refiner.visibility, key=lambda v: v.shape[-1]) if out.refiner.visibility \
+            else out.refiner.prior_visibility
+        return {"prediction": out.prediction, "warped": out.refiner.warped, "visibility": vis, "losses": losses}
+
+
+def _seed_for(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1, dtype=np.uint64)[0]
+               & 0x7FFFFFFFFFFFFFFF)
+
+
+class _StopFlag:
+    """SIGINT / SIGTERM set a flag (the loop saves and stops after the current step); a second
+    Ctrl-C raises KeyboardInterrupt at once."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> "_StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def check_data_root(config: TrainConfig) -> Path:
+    """The dataset root, or a one-line :class:`InputError` saying what is wrong and how to fix it."""
+    root = Path(config.data_root).expanduser()
+    if config.data_name in DATA_NAMES and not root.exists():
+        raise InputError(f"dataset '{config.data_name}' not found at {root}: pass --data-root PATH "
+                         f"(a folder with train/ and test/), or --data PATH")
+    if not root.exists():
+        raise InputError(f"dataset root {root} does not exist")
+    if not root.is_dir():
+        raise InputError(f"dataset root {root} is not a folder (expected a folder with train/ and test/)")
+    return root
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, info: DistInfo, on_step: Callable[[StepInfo], None] | None = None,
+                 show_progress: bool = True, resume: str | Path | None = None):
+        self.cfg = config
+        self.info = info
+        self.on_step = on_step
+        self.show_progress = show_progress and info.is_main
+        self.device = info.device
+        sched, run = config.schedule, config.run
+        self.out = Path(run.out).expanduser()
+        self.ckpt_dir = st.checkpoint_dir(self.out)
+
+        # ---- data
+        root = check_data_root(config)
+        data_cfg = config.data
+        if data_cfg.frame_size is None:
+            data_cfg = type(data_cfg)(**{**data_cfg.__dict__, "frame_size": config.model.image_size})
+        self.root = root
+        self.dataset = FramesDataset(root, data_cfg, "train")
+        per_step = info.world_size * sched.accum
+        if sched.batch_size % per_step:
+            raise InputError(f"--batch-size {sched.batch_size} is global: it must be a multiple of "
+                             f"world size × accum = {info.world_size} × {sched.accum}")
+        self.micro = sched.batch_size // per_step
+        if len(self.dataset) < sched.batch_size:
+            raise InputError(f"the training set has {len(self.dataset)} items per epoch "
+                             f"({len(self.dataset.items)} clips/identities × num_repeats {data_cfg.num_repeats}), "
+                             f"fewer than one batch of {sched.batch_size}: lower --batch-size or raise num_repeats")
+        self.sampler = ResumableDistributedSampler(len(self.dataset), sched.batch_size // sched.accum,
+                                                   info.world_size, info.rank, seed=run.seed)
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+
+        # ---- model, losses
+        torch.manual_seed(run.seed)
+        np.random.seed(run.seed % 2**32)
+        import random as _random
+        _random.seed(run.seed)
+        self.model = MRFA(config.model)
+        self.model.train()
+        self.vgg_backend = config.loss.perceptual_backend
+        lc = config.loss
+        if not lc.uses_perceptual and not lc.pixel and not lc.ssim:
+            raise InputError("no reconstruction loss: enable the perceptual term (--perceptual vgg19|random) "
+                             "or set loss.pixel / loss.ssim")
+        vgg = None
+        if lc.uses_perceptual:
+            if lc.perceptual_backend == "vgg19":
+                vgg = build_vgg19(load_vgg19_weights(run.vgg_weights))
+            else:
+                vgg = build_vgg19(None, lc.random_vgg_seed)
+        self.recon = ReconstructionLoss(lc, vgg, config.model.num_channels).to(self.device)
+        self.model.to(self.device)
+        if info.distributed and self.device.type == "cuda" and run.sync_batchnorm:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.step_module = TrainingStep(self.model, config)
+        self.ddp: nn.Module = self.step_module
+        if info.distributed:
+            self.ddp = DDP(self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                           find_unused_parameters=run.find_unused_parameters)
+
+        groups = []
+        for name in MODULE_GROUPS:
+            mod = getattr(self.model, name, None)
+            if mod is not None:
+                params = [p for p in mod.parameters() if p.requires_grad]
+                if params:
+                    groups.append({"params": params, "name": name})
+        covered = {id(p) for g in groups for p in g["params"]}
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in covered]
+        if rest:
+            groups.append({"params": rest, "name": "other"})
+        self.optimizer = torch.optim.Adam(groups, lr=sched.lr, betas=tuple(sched.betas))
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(sched.milestones), sched.gamma)
+        clip_names = {"encoder", "dense_motion", "bg_predictor", "other"}
+        if sched.clip_scope == "all":
+            clip_names.add("decoder")
+        self.clip_groups = [g["params"] for g in groups if g["name"] in clip_names]
+
+        # ---- counters
+        self.epoch = 0
+        self.step = 0
+        self.samples_in_epoch = 0
+        self.wall_time = 0.0
+        self.last_eval: float | None = None
+        self.eval_history: list[float] = []
+        self.last_checkpoint: Path | None = None
+
+        self.resumed_from: Path | None = None
+        if resume is not None:
+            self._resume(resume)
+        elif st.list_checkpoints(self.ckpt_dir):
+            raise OutputExistsError(f"{self.out} already holds a training run: continue it with --resume {self.out}, "
+                                    "or choose another --out")
+        barrier(info)
+
+        self.autocast_dtype = torch.bfloat16 if run.precision == "bf16" else None
+        self.eval_frames = self._load_eval_frames() if info.is_main else []
+
+    # ------------------------------------------------------------------------------ resume
+    def _resume(self, target: str | Path) -> None:
+        mp, sp = st.find_resume(target)
+        ckpt = read_checkpoint(mp)
+        if ckpt.config.to_dict() != self.cfg.model.to_dict():
+            a, b = ckpt.config.to_dict(), self.cfg.model.to_dict()
+            diff = next((k for k in a if a[k] != b.get(k)), "?")
+            raise CheckpointError(f"--resume {mp}: it was trained with another model configuration "
+                                  f"(model.{diff}: {a.get(diff)!r} vs {b.get(diff)!r})")
+        validate_state_dict(self.model, ckpt.state, str(mp))
+        self.model.load_state_dict({k: v.to(self.device) for k, v in ckpt.state.items()}, strict=True)
+        ts = st.load_training_state(sp)
+        try:
+            self.optimizer.load_state_dict(ts.optimizer)
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"--resume {sp}: optimiser state does not match this model ({e})") from None
+        if ts.scheduler:
+            self.scheduler.load_state_dict(ts.scheduler)
+        # A changed schedule in the config wins over the stored one (e.g. more epochs, new milestones).
+        self.scheduler.milestones = Counter(self.cfg.schedule.milestones)
+        self.scheduler.gamma = self.cfg.schedule.gamma
+        s = ts.scalars
+        self.epoch, self.step = int(s["epoch"]), int(s["step"])
+        self.samples_in_epoch = int(s.get("samples_in_epoch", 0))
+        if self.samples_in_epoch >= self.sampler.usable:  # the epoch's samples were all used
+            self.samples_in_epoch = 0
+            self.epoch += 1
+        self.samples_in_epoch -= self.samples_in_epoch % self.info.world_size
+        self.wall_time = float(s.get("wall_time", 0.0))
+        self.eval_history = [float(x) for x in s.get("eval_history", [])]
+        if int(s.get("world_size", 1)) == self.info.world_size and self.info.rank == 0:
+            st.restore_rng(ts.rng)
+        self.resumed_from = mp
+        self.last_checkpoint = mp
+
+    # ------------------------------------------------------------------------------ eval data
+    def _load_eval_frames(self) -> list[torch.Tensor]:
+        run = self.cfg.run
+        if not run.eval_clips or not (self.root / "test").is_dir():
+            return []
+        out = []
+        try:
+            for i, clip in enumerate(iter_test_clips(self.root, self.cfg.model.image_size)):
+                if i >= run.eval_clips:
+                    break
+                n = clip.num_frames
+                if n < 2:
+                    continue
+                want = set(np.linspace(0, n - 1, min(n, run.eval_frames)).round().astype(int).tolist())
+                frames = [f for k, f in enumerate(clip.frames()) if k in want]
+                if len(frames) >= 2:
+                    out.append(torch.stack(frames))
+        except InputError:
+            return out  # an empty or odd test/ folder only disables the metric
+        return out
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        """Mean |prediction − driving| over the test clips: source = the clip's first frame."""
+        if not self.eval_frames:
+            return None
+        self.model.eval()
+        total, count = 0.0, 0
+        try:
+            for frames in self.eval_frames:
+                frames = frames.to(self.device)
+                source = frames[:1]
+                for chunk in frames.split(8):
+                    pred = self.model(source.expand(chunk.shape[0], -1, -1, -1), chunk).prediction
+                    total += (pred.float() - chunk).abs().mean(dim=(1, 2, 3)).sum().item()
+                    count += chunk.shape[0]
+        finally:
+            self.model.train()
+        return total / count
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "preset": self.cfg.preset, "prior": self.cfg.model.prior, "perceptual": self.vgg_backend,
+            "steps": self.step, "epoch": self.epoch, "samples_in_epoch": self.samples_in_epoch,
+            "wall_time_s": round(self.wall_time, 3), "device": str(self.device), "world_size": self.info.world_size,
+            "precision": self.cfg.run.precision, "batch_size": self.cfg.schedule.batch_size,
+            "data": self.cfg.data_name, "data_root_name": self.root.resolve().name, "eval_l1": self.last_eval,
+            "source": "scorr train", "train_config": self.cfg.to_dict(),
+        }
+
+    def save(self) -> Path | None:
+        """Rank 0 writes step-N (training state first, then the model), prunes to ``keep``."""
+        if self.info.is_main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            mp = st.model_path(self.ckpt_dir, self.step)
+            scalars = {"epoch": self.epoch, "step": self.step, "samples_in_epoch": self.samples_in_epoch,
+                       "wall_time": self.wall_time, "world_size": self.info.world_size,
+                       "batch_size": self.cfg.schedule.batch_size, "eval_history": self.eval_history,
+                       "seed": self.cfg.run.seed}
+            st.save_training_state(st.state_path_for(mp), optimizer=self.optimizer, scheduler=self.scheduler,
+                                   scalars=scalars, rng=st.capture_rng())
+            save_checkpoint(mp, self.model, metadata=self.metadata())
+            st.prune_checkpoints(self.ckpt_dir, self.cfg.run.keep, protect=(mp,))
+            self.last_checkpoint = mp
+        barrier(self.info)
+        return self.last_checkpoint if self.info.is_main else None
+
+    # ------------------------------------------------------------------------------ one step
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _micro_step(self, batch: dict[str, Any], micro: int, sync: bool) -> tuple[dict[str, float], dict[str, Any]]:
+        cfg = self.cfg
+        source = batch["source"].to(self.device, non_blocking=True)
+        driving = batch["driving"].to(self.device, non_blocking=True)
+        b = source.shape[0]
+        lc = cfg.loss
+        transform = None
+        if lc.equivariance_value or lc.equivariance_jacobian:
+            g = torch.Generator().manual_seed(_seed_for(cfg.run.seed, self.info.rank, self.step, micro, 0))
+            transform = RandomTransform.sample(b, lc.transform, generator=g, device=self.device)
+        dropout_p = None
+        gen = None
+        if cfg.model.prior == "tpsm":
+            dropout_p = self.model.dense_motion.dropout_p(self.epoch)
+            gen = torch.Generator(device=self.device).manual_seed(
+                _seed_for(cfg.run.seed, self.info.rank, self.step, micro, 1))
+        use_bg = self.model.has_background and self.epoch >= cfg.schedule.bg_start
+        ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
+        with ctx:
+            with self._autocast():
+                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen)
+                losses = dict(self.recon(out["prediction"], driving))
+            losses.update(out["losses"])
+            total = sum(v.float().mean() for v in losses.values())
+            (total / cfg.schedule.accum).backward()
+        values = {k: float(v.detach().float().mean()) for k, v in losses.items()}
+        values["total"] = float(total.detach())
+        vis = {"source": source, "driving": driving, "prediction": out["prediction"], "warped": out["warped"],
+               "visibility": out["visibility"]}
+        return values, vis
+
+    def _clip(self) -> None:
+        max_norm = self.cfg.schedule.grad_clip
+        if max_norm and max_norm > 0:
+            for params in self.clip_groups:
+                with_grad = [p for p in params if p.grad is not None]
+                if with_grad:
+                    torch.nn.utils.clip_grad_norm_(with_grad, max_norm=max_norm, norm_type=math.inf)
+
+    # ------------------------------------------------------------------------------ the loop
+    def _loader(self) -> DataLoader:
+        run = self.cfg.run
+        return DataLoader(_Indexed(self.dataset), batch_size=self.micro, sampler=self.sampler,
+                          num_workers=run.num_workers, drop_last=True, pin_memory=self.device.type == "cuda",
+                          persistent_workers=False)
+
+    def total_steps(self) -> int:
+        total = self.cfg.schedule.epochs * self.steps_per_epoch
+        if self.cfg.schedule.max_steps is not None:
+            total = min(total, self.cfg.schedule.max_steps)
+        return total
+
+    def run(self) -> TrainResult:
+        cfg, info = self.cfg, self.info
+        sched, run = cfg.schedule, cfg.run
+        total = self.total_steps()
+        history: list[dict[str, Any]] = []
+        metrics = tb = None
+        if info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
+            metrics = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if self.resumed_from else None)
+            tb = TensorBoard(self.out / "tensorboard")
+        display = ProgressDisplay(total, self.step, enabled=self.show_progress)
+        if self.resumed_from is not None:
+            display.print(f"resumed from {self.resumed_from} (epoch {self.epoch}, step {self.step})")
+        display.print(f"training {cfg.preset}/{cfg.model.prior} on {self.root} ({len(self.dataset)} items/epoch, "
+                      f"{self.steps_per_epoch} steps/epoch) device {self.device} × {info.world_size}, "
+                      f"batch {sched.batch_size} = {info.world_size} rank(s) × {sched.accum} × {self.micro}; "
+                      f"output {self.out}" + ("" if tb is None or tb.enabled else "; tensorboard not installed"))
+        interrupted = False
+        final: Path | None = None
+        window: dict[str, float] = {}
+        window_n = 0
+        t_window = time.perf_counter()
+        saved_at = self.step if self.resumed_from else -1
+        try:
+            with _StopFlag() as stop:
+                while self.epoch < sched.epochs and self.step < total:
+                    self.sampler.set_epoch(self.epoch, self.samples_in_epoch)
+                    self.dataset.set_epoch(self.epoch)
+                    it = iter(self._loader())
+                    epoch_done = False
+                    while self.step < total:
+                        t0 = time.perf_counter()
+                        self.optimizer.zero_grad(set_to_none=True)
+                        step_losses: dict[str, float] = {}
+                        indices: list[int] = []
+                        vis = None
+                        try:
+                            for m in range(sched.accum):
+                                batch = next(it)
+                                indices += [int(i) for i in batch["index"]]
+                                values, vis = self._micro_step(batch, m, sync=m == sched.accum - 1)
+                                for k, v in values.items():
+                                    step_losses[k] = step_losses.get(k, 0.0) + v / sched.accum
+                        except StopIteration:
+                            epoch_done = True
+                            break
+                        except RuntimeError:
+                            if stop.requested:  # a loader worker died of the same Ctrl-C
+                                break
+                            raise
+                        self._clip()
+                        self.optimizer.step()
+                        self.step += 1
+                        self.samples_in_epoch += sched.batch_size
+                        self.wall_time += time.perf_counter() - t0
+                        end_of_epoch = self.samples_in_epoch >= self.sampler.usable
+                        for k, v in step_losses.items():
+                            window[k] = window.get(k, 0.0) + v
+                        window_n += 1
+                        if self.on_step is not None:
+                            self.on_step(StepInfo(self.step, self.epoch, step_losses, indices, info.rank,
+                                                  info.world_size))
+                        log_now = self.step % run.log_every == 0 or end_of_epoch or self.step == total
+                        if log_now:
+                            keys = sorted(window)
+                            mean = all_reduce_mean(torch.tensor([window[k] / window_n for k in keys],
+                                                                dtype=torch.float64), info).tolist()
+                            avg = dict(zip(keys, mean))
+                            avg = {k: avg[k] for k in [*(k for k in keys if k != "total"), "total"] if k in avg}
+                            dt = time.perf_counter() - t_window
+                            it_s = window_n / dt if dt > 0 else None
+                            if info.is_main:
+                                rec = {"type": "step", "step": self.step, "epoch": self.epoch,
+                                       "lr": self.optimizer.param_groups[0]["lr"], **avg,
+                                       "it_s": it_s, "samples_s": it_s * sched.batch_size if it_s else None,
+                                       "wall_time": round(self.wall_time, 3)}
+                                history.append(rec)
+                                metrics.write(rec)
+                                tb.scalars({**avg, "lr": rec["lr"]}, self.step)
+                            display.update(self.step, self.epoch, avg, it_s, log_line=True)
+                            window, window_n, t_window = {}, 0, time.perf_counter()
+                        else:
+                            display.update(self.step, self.epoch, None, None, log_line=False)
+                        if info.is_main and run.sample_every and self.step % run.sample_every == 0 and vis:
+                            grid = sample_grid(vis["source"], vis["driving"], vis["prediction"], vis["warped"],
+                                               vis["visibility"])
+                            write_png(self.out / "samples" / f"step-{self.step:08d}.png", grid)
+                            tb.image("samples", grid, self.step)
+                        if end_of_epoch:
+                            epoch_done = True
+                            break
+                        if any_rank(stop.requested is not None, info):
+                            stop.requested = stop.requested or "peer"
+                            break
+                        if run.checkpoint_every and self.step % run.checkpoint_every == 0:
+                            self.save()
+                            saved_at = self.step
+                    del it
+                    if epoch_done:
+                        self._end_epoch(metrics, tb, display)
+                        saved_at = self.step
+                    if any_rank(stop.requested is not None, info):
+                        stop.requested = stop.requested or "peer"
+                        interrupted = True
+                        break
+                if not interrupted:
+                    if saved_at != self.step:
+                        self.save()
+                    if info.is_main and self.step >= total:
+                        final = save_checkpoint(self.out / "final.safetensors", self.model, metadata=self.metadata())
+                else:
+                    if saved_at != self.step:
+                        self.save()
+                    display.print(f"interrupted ({stop.requested}) at step {self.step}: saved "
+                                  f"{self.last_checkpoint}; continue with --resume {self.out}")
+        finally:
+            display.close()
+            if metrics is not None:
+                metrics.close()
+            if tb is not None:
+                tb.close()
+        return TrainResult(self.out, self.step, self.epoch, self.last_checkpoint if info.is_main else None, final,
+                           interrupted, history, list(self.eval_history))
+
+    def _end_epoch(self, metrics: MetricsLog | None, tb: TensorBoard | None, display: ProgressDisplay) -> None:
+        finished = self.epoch
+        self.scheduler.step()
+        self.epoch += 1
+        self.samples_in_epoch = 0
+        if self.info.is_main:
+            self.last_eval = self.evaluate()
+            if self.last_eval is not None:
+                self.eval_history.append(self.last_eval)
+            rec = {"type": "epoch", "step": self.step, "epoch": finished, "eval_l1": self.last_eval,
+                   "lr": self.optimizer.param_groups[0]["lr"], "wall_time": round(self.wall_time, 3)}
+            metrics.write(rec)
+            if self.last_eval is not None:
+                tb.scalars({"reconstruction_l1": self.last_eval}, self.step, prefix="eval")
+            display.print(f"epoch {finished} done at step {self.step}"
+                          + (f": test reconstruction L1 {self.last_eval:.4f}" if self.last_eval is not None else ""))
+        self.save()
+
+
+def train(config: TrainConfig, *, resume: str | Path | None = None, on_step: Callable[[StepInfo], None] | None = None,
+          show_progress: bool = True) -> TrainResult:
+    """Run a training run, or continue one from ``resume`` (a run folder, its ``checkpoints/`` or a
+    ``step-N.safetensors``); returns where it stopped. ``on_step`` is called after every optimiser
+    step on every rank. ``config.run.out`` receives checkpoints, ``config.yaml``, ``metrics.jsonl``,
+    ``samples/``, ``tensorboard/`` and, when the run completes, ``final.safetensors``.
+
+    Under torchrun (``WORLD_SIZE`` > 1) joins the process group, trains with DDP and leaves it again.
+    """
+    threads = torch.get_num_threads()
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    info = init_distributed(config.run.device)
+    try:
+        trainer = Trainer(config, info, on_step=on_step, show_progress=show_progress, resume=resume)
+        return trainer.run()
+    finally:
+        cleanup(info)
+        torch.set_num_threads(threads)
+
+
+__all__ = ["train", "Trainer", "TrainResult", "StepInfo", "TrainingStep", "check_data_root", "format_losses"]
