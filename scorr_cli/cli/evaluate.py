@@ -1,0 +1,96 @@
+"""``scorr evaluate [CHECKPOINT...] --data ROOT``: one table for every method, plus per-clip CSV and summary JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from scorr_cli.cli.common import handle_errors
+
+_EPILOG = (
+    "Examples: `scorr evaluate vox.safetensors --data vox/` (reconstruction on vox/test/); "
+    "`scorr evaluate A.safetensors B.safetensors --baseline copy-source --data clips/ -o eval/`; "
+    "`scorr evaluate vox.safetensors --data vox/ --cross`. LPIPS needs the torchvision ImageNet backbone "
+    "(vgg16-397923af.pth or alexnet-owt-7be5be79.pth) and the lpips v0.1 head (vgg.pth / alex.pth) in "
+    "--lpips-weights DIR or the torch hub cache; AKD/AED use dlib's offline models (face_recognition_models)."
+)
+
+
+def evaluate_cmd(
+    checkpoints: Optional[List[str]] = typer.Argument(None, help="Checkpoints (names or paths) to compare; each "
+                                                      "becomes a row of the table.", show_default=False),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset root in the training layout (its test/ split, see "
+                              "--split) or a folder of clips (frame folders or videos).", show_default=False),
+    baseline: Optional[List[str]] = typer.Option(None, "--baseline", help="Add a baseline row: copy-source (the "
+                                                 "source frame as every prediction: no motion).",
+                                                 show_default=False),
+    output: Path = typer.Option(Path("scorr-eval"), "--output", "-o", help="Folder for per_clip.csv and "
+                                "summary.json."),
+    force: bool = typer.Option(False, "--force", help="Overwrite per_clip.csv / summary.json in --output."),
+    split: str = typer.Option("test", "--split", help="Split folder of a dataset root."),
+    cross: bool = typer.Option(False, "--cross", help="Cross-identity pairs (source and driving of different "
+                               "identities): AED to the source; ARD/AUH when their models are available."),
+    split_len: Optional[int] = typer.Option(None, "--split-len", min=1, help="With --cross: identity = first N "
+                                            "characters of a clip name (default: the name up to '#')."),
+    seed: int = typer.Option(0, "--seed", help="With --cross: seed of the pair draw."),
+    max_clips: Optional[int] = typer.Option(None, "--max-clips", min=1, help="Evaluate only the first N clips."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Evaluate only the first N frames "
+                                             "of each clip."),
+    size: Optional[int] = typer.Option(None, "--size", min=8, help="Evaluated resolution for baselines alone "
+                                       "(default 256; with checkpoints: their resolution)."),
+    lpips: str = typer.Option("vgg", "--lpips", help="LPIPS backbone: vgg (the authors' choice), alex, or none."),
+    lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Folder with the LPIPS backbone "
+                                                 "and head files.", show_default=False),
+    akd: bool = typer.Option(True, "--akd/--no-akd", help="Average keypoint distance (68 landmarks) and missing "
+                             "keypoint rate."),
+    aed: bool = typer.Option(True, "--aed/--no-aed", help="Average Euclidean distance of identity embeddings."),
+    detector: str = typer.Option("auto", "--detector", help="68-point landmarker for AKD: auto, dlib, "
+                                 "face-alignment."),
+    background: bool = typer.Option(True, "--background/--no-background", help="Use the model's background "
+                                    "motion predictor when it has one (the authors' reconstruction does)."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Frames per engine call."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16/fp16 mixed precision on CUDA."),
+) -> None:
+    """Evaluate checkpoints and baselines with the paper's reconstruction protocol (or --cross).
+
+    For each clip, frame 0 is the source and every frame is driven by itself; L1, PSNR and SSIM always,
+    LPIPS, AKD and AED when their weights are available (each missing one is reported with its reason).
+    Metrics are computed on lossless frames, never on re-encoded video.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from scorr_cli.evaluate import EvalConfig, evaluate, render_table, write_outputs
+    from scorr_cli.evaluate.report import skipped_lines
+    from scorr_cli.fsutil import check_output
+
+    config = EvalConfig(data=data, checkpoints=list(checkpoints or []), baselines=list(baseline or []), split=split,
+                        size=size, max_clips=max_clips, max_frames=max_frames, batch_size=batch_size, device=device,
+                        precision=precision, lpips=lpips, lpips_weights=lpips_weights, akd=akd, aed=aed,
+                        detector=detector, use_background=background, cross=cross, split_len=split_len, seed=seed)
+    for name in ("per_clip.csv", "summary.json"):
+        check_output(output / name, force)
+    err = Console(stderr=True)
+    progress = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err, disable=not err.is_terminal)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: Optional[int]) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    with progress:
+        result = evaluate(config, progress=update)
+    Console().print(render_table(result))
+    for line in skipped_lines(result):
+        typer.echo(line)
+    csv_path, json_path = write_outputs(result, output)
+    typer.echo(f"wrote {csv_path} and {json_path} ({result.seconds:.1f} s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate", epilog=_EPILOG)(handle_errors(evaluate_cmd))
