@@ -196,3 +196,20 @@ def test_help_is_complete():
     for flag in ("--sources", "--drivings", "--pairing", "--name", "--status", "--dry-run", "--retry-failed",
                  "--checkpoint", "--device", "--max-frames", "torchrun"):
         assert flag in res.output, flag
+
+
+def test_real_faces_cropped_and_no_face_reported(faces_media, tiny_ckpt, tmp_path):
+    """Default face cropping on real media; a faceless source fails with its reason, the other item is done."""
+    blank = tmp_path / "blank.png"
+    write_image(blank, np.full((200, 200, 3), 128, np.uint8))
+    manifest = tmp_path / "jobs.jsonl"
+    drive = faces_media / "driving/dreamtalk_M030_front_neutral_level1_001.mp4"
+    manifest.write_text("\n".join(json.dumps({"source": str(s), "driving": str(drive), "max_frames": 2})
+                                  for s in (faces_media / "source/liveportrait_s42.jpg", blank)) + "\n")
+    out = tmp_path / "out"
+    br = BatchRunner(BatchConfig(outdir=out, checkpoint=str(tiny_ckpt), device="cpu", detector="dlib"))
+    report = br.run(build_items(read_manifest(manifest)))
+    by_status = {o.status: o for o in report.outcomes}
+    assert report.count("done") == 1 and report.count("failed") == 1
+    assert "no face found in the source image" in by_status["failed"].reason
+    assert probe_video(out / by_status["done"].item.output).n_frames == 2

@@ -1,0 +1,213 @@
+"""``scorr evaluate``: metrics against independent formulas, the protocol on a real clip, skips reported."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from scorr_cli.cli import app
+from scorr_cli.evaluate import LPIPS, EvalConfig, evaluate, find_lpips_weights
+from scorr_cli.evaluate import metrics as M
+from scorr_cli.errors import InputError
+
+runner = CliRunner()
+CLIP = "driving/dreamtalk_M030_front_neutral_level1_001.mp4"  # 256², 25 fps, one frontal face
+CLIP2 = "driving/dreamtalk_W011_front_neutral_level1_001.mp4"  # another identity
+
+
+# ---- metrics vs independent formulas ------------------------------------------------------------
+
+
+def test_psnr_of_known_gaussian_noise():
+    g = torch.Generator().manual_seed(0)
+    gt = torch.full((4, 3, 64, 64), 0.5, dtype=torch.float64)
+    sigma = 0.05
+    noise = torch.randn(gt.shape, generator=g, dtype=torch.float64) * sigma
+    pred = gt + noise  # no clipping needed: 0.5 ± 10σ stays in [0, 1]
+    got = M.psnr(pred, gt)
+    expected = 10 * np.log10(1.0 / (noise.numpy().reshape(4, -1) ** 2).mean(1))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert abs(got.mean() - 10 * math.log10(1 / sigma**2)) < 0.1  # ≈ 26.02 dB for σ = 0.05
+    np.testing.assert_allclose(M.l1(pred, gt), np.abs(noise.numpy()).reshape(4, -1).mean(1), rtol=1e-12)
+    assert abs(M.l1(pred, gt).mean() - sigma * math.sqrt(2 / math.pi)) < 1e-3  # E|N(0, σ²)| = σ√(2/π)
+    assert np.isinf(M.psnr(gt, gt)).all()
+
+
+def test_ssim_identical_is_one_and_matches_reference():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 48, 48, generator=g)
+    np.testing.assert_allclose(M.ssim(x, x), 1.0, atol=1e-6)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    # independent: Wang et al. with scipy-free direct Gaussian filtering in float64, 'valid' mode
+    k = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5**2))
+    k /= k.sum()
+    w = np.outer(k, k)
+
+    def filt(a):
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        return (sliding_window_view(a, (11, 11)) * w).sum((-1, -2))
+
+    vals = []
+    for b in range(2):
+        per_c = []
+        for c in range(3):
+            a, bb = x[b, c].double().numpy(), y[b, c].double().numpy()
+            mx, my = filt(a), filt(bb)
+            sxx, syy, sxy = filt(a * a) - mx**2, filt(bb * bb) - my**2, filt(a * bb) - mx * my
+            c1, c2 = 0.01**2, 0.03**2
+            per_c.append((((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean())
+        vals.append(np.mean(per_c))
+    np.testing.assert_allclose(M.ssim(y, x), vals, atol=1e-5)
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_layout_range_and_weight_loading(net, tmp_path):
+    torch.manual_seed(0)
+    model = LPIPS(net)
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(model(x * 2 - 1, x * 2 - 1), torch.zeros(2))
+    y = (x + 0.2).clamp(0, 1)
+    # score01 converts [0, 1] to [-1, 1] itself: equals the [-1, 1] call, differs from feeding [0, 1] raw
+    np.testing.assert_allclose(model.score01(y, x), model(y * 2 - 1, x * 2 - 1).numpy(), rtol=1e-6)
+    assert not np.allclose(model.score01(y, x), model(y, x).numpy())
+    # torchvision / lpips key layouts round-trip through from_files
+    torch.save({f"features.{k}": v for k, v in model.features.state_dict().items()} | {"classifier.1.weight":
+               torch.zeros(1)}, tmp_path / M._BACKBONE_FILES[net])
+    torch.save({f"lin{k}": v for k, v in model.lins.state_dict().items()}, tmp_path / f"{net}.pth")
+    files, reason = find_lpips_weights(net, tmp_path)
+    assert files is not None and reason == ""
+    loaded = LPIPS.from_files(net, *files)
+    np.testing.assert_allclose(loaded.score01(y, x), model.score01(y, x), rtol=1e-6)
+
+
+def test_missing_lpips_weights_give_a_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    files, reason = find_lpips_weights("vgg", tmp_path / "nothing")
+    assert files is None
+    assert reason.startswith("LPIPS (vgg) skipped:") and "vgg16-397923af.pth" in reason and "\n" not in reason
+
+
+def test_akd_is_in_pixels_and_aed_is_euclidean():
+    class FakeDetector:
+        name = "fake"
+
+        def __init__(self, shift):
+            self.shift = shift
+
+        def detect(self, image):
+            from scorr_cli.faces.types import Face
+
+            lm = np.tile([[10.0, 20.0]], (68, 1)) + self.shift * image[0, 0, 0] / 255.0
+            return [Face(0, 0, 30, 30, 1.0, lm)]
+
+    class FakeEmbedder:
+        def embed(self, image, face=None):
+            return np.full(128, image[0, 0, 0] / 255.0)
+
+    fm = M.FaceMetrics(FakeDetector(np.array([3.0, 4.0])), FakeEmbedder())
+    gt = [np.zeros((32, 32, 3), np.uint8)]
+    pred = [np.full((32, 32, 3), 255, np.uint8)]
+    s = fm.scores(pred, gt)
+    assert s["akd"][0] == pytest.approx(5.0)  # |(3, 4)| pixels for every landmark
+    assert s["mkr"][0] == 0.0
+    assert s["aed"][0] == pytest.approx(math.sqrt(128))  # ‖1 − 0‖ over 128 dims
+
+
+# ---- the protocol on real frames ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A tiny dataset root: test/<clip>/ with 10 PNG frames of two real 256² clips (two identities)."""
+    from conftest import media_root
+    from scorr_cli.media import iter_video_frames, write_image
+
+    media = media_root()
+    if not (media / CLIP).is_file():
+        pytest.skip(f"test media not found at {media}")
+    root = tmp_path_factory.mktemp("ds")
+    for name, clip in (("mead_M030#neutral", CLIP), ("mead_W011#neutral", CLIP2)):
+        d = root / "test" / name
+        d.mkdir(parents=True)
+        for i, f in enumerate(iter_video_frames(media / clip, stop=10)):
+            write_image(d / f"{i:04d}.png", f)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    from scorr_cli.checkpoints import save_checkpoint
+    from scorr_cli.core.config import preset
+    from scorr_cli.core.model import MRFA
+
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", MRFA(preset("tiny")))
+
+
+def test_copy_source_baseline_on_a_real_clip(dataset):
+    r = evaluate(EvalConfig(data=dataset, baselines=["copy-source"], max_clips=1, batch_size=5))
+    s = r.summary["copy-source"]
+    assert r.size == 256 and r.frames["copy-source"] == 10
+    assert s["l1"] > 0 and math.isfinite(s["psnr"]) and 20 < s["psnr"] < 60
+    assert 0 < s["ssim"] < 1
+    assert r.identical["copy-source"] == 1  # frame 0 is the source itself: left out of the PSNR mean, reported
+    assert "lpips" in r.skipped and "not found" in r.skipped["lpips"]  # no LPIPS weights on this machine
+    # AKD/AED with dlib's offline models: the face barely moves in 10 frames
+    assert 0 <= s["akd"] < 10 and s["mkr"] == 0.0 and 0 <= s["aed"] < 0.6
+
+
+def test_cli_compares_checkpoint_and_baseline_and_writes_csv_json(dataset, tiny_ckpt, tmp_path):
+    out = tmp_path / "eval"
+    res = runner.invoke(app, ["evaluate", str(tiny_ckpt), "--data", str(dataset), "--baseline", "copy-source",
+                              "--max-frames", "3", "-b", "3", "--device", "cpu", "-o", str(out), "--no-aed"],
+                        terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "copy-source" in res.output and "tiny" in res.output
+    assert "LPIPS (vgg) skipped:" in res.output and "AED skipped: disabled" in res.output
+    rows = (out / "per_clip.csv").read_text().splitlines()
+    assert rows[0].startswith("method,clip,driving,frames,l1,psnr,ssim,lpips,akd,mkr,aed")
+    assert len(rows) == 1 + 2 * 2  # 2 methods x 2 clips
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resolution"] == 64 and summary["protocol"] == "reconstruction"
+    ck = next(m for m in summary["methods"] if m["kind"] == "checkpoint")
+    import hashlib
+
+    assert ck["sha256"] == hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
+    assert summary["scorr_version"] and summary["settings"]["max_frames"] == 3
+    assert set(summary["skipped"]) >= {"lpips", "aed"}
+    tiny = summary["metrics"]["tiny"]
+    assert tiny["l1"] > 0 and tiny["psnr"] > 0 and summary["frames"]["tiny"] == 6
+    res = runner.invoke(app, ["evaluate", "--data", str(dataset), "--baseline", "copy-source", "-o", str(out)])
+    assert res.exit_code == 3  # refuses to overwrite without --force
+
+
+def test_cross_identity_skips_ard_auh_with_reasons(dataset):
+    r = evaluate(EvalConfig(data=dataset, baselines=["copy-source"], cross=True, max_frames=2, akd=False))
+    assert {c.driving for c in r.clips} == {"mead_M030#neutral", "mead_W011#neutral"}
+    assert all(c.clip != c.driving for c in r.clips)
+    assert "head-pose" in r.skipped["ard"] and "action-unit" in r.skipped["auh"]
+    assert r.summary["copy-source"]["aed"] == pytest.approx(0.0, abs=1e-9)  # the source itself
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        EvalConfig(data=tmp_path)
+    with pytest.raises(InputError, match="expected one of copy-source"):
+        EvalConfig(data=tmp_path, baselines=["mean-face"])
+    with pytest.raises(InputError, match="holds no clips"):
+        evaluate(EvalConfig(data=tmp_path, baselines=["copy-source"]))
+
+
+def test_help_is_complete():
+    res = runner.invoke(app, ["evaluate", "--help"], terminal_width=200)
+    assert res.exit_code == 0
+    for flag in ("--data", "--baseline", "--cross", "--lpips", "--lpips-weights", "--akd", "--aed", "--max-clips",
+                 "--output", "--split", "--background"):
+        assert flag in res.output, flag
