@@ -158,7 +158,7 @@ class _Source:
 
 
 @dataclass
-class _Driving:
+class CachedDriving:
     kind: str  # video | image
     info: Any  # VideoInfo or None
     n_frames: int
@@ -181,11 +181,11 @@ class BatchRunner:
     @property
     def engine(self) -> Any:
         if self._engine is None:
-            from scorr_cli.pipeline.animate import _load_engine
+            from scorr_cli.pipeline.animate import load_engine
 
             cfg = SimpleNamespace(device=device_for(self.rank, self.config.device), checkpoint=self.config.checkpoint,
                                   precision=self.config.precision)
-            self._engine = _load_engine(cfg)
+            self._engine = load_engine(cfg)
             self.stats["model_loads"] += 1
         return self._engine
 
@@ -210,34 +210,34 @@ class BatchRunner:
 
         return self.sources.get((str(path), crop), make)
 
-    def driving(self, path: Path, crop: bool, max_frames: Optional[int], progress: BatchProgress) -> _Driving:
-        def make() -> _Driving:
+    def driving(self, path: Path, crop: bool, max_frames: Optional[int], progress: BatchProgress) -> CachedDriving:
+        def make() -> CachedDriving:
             from scorr_cli.media import iter_video_frames
-            from scorr_cli.pipeline.animate import _batches, _open_driving, image_to_tensor, images_to_tensor
+            from scorr_cli.pipeline.animate import chunked, open_driving, image_to_tensor, images_to_tensor
             from scorr_cli.pipeline.faces import warp
 
             engine = self.engine
-            drv = _open_driving(path, max_frames)
+            drv = open_driving(path, max_frames)
             cropper = self.cropper(crop)
             self.stats["driving_keypoint_passes"] += 1
             if drv.kind == "image":
                 window = cropper.image_window(drv.image, engine.size, str(path))
                 kp = engine.detect(image_to_tensor(warp(drv.image, window)))
-                return _Driving("image", None, 1, {k: v.cpu() for k, v in kp.items()})
+                return CachedDriving("image", None, 1, {k: v.cpu() for k, v in kp.items()})
             info, n = drv.info, drv.n_frames
             window = cropper.video_window(iter_video_frames(path, stop=n), n, info.width, info.height, engine.size,
                                           str(path))
             parts: list[dict[str, torch.Tensor]] = []
             seen = 0
             crops = (warp(f, window) for f in iter_video_frames(path, stop=n))
-            for batch in _batches(crops, self.config.batch_size):
+            for batch in chunked(crops, self.config.batch_size):
                 parts.append({k: v.cpu() for k, v in engine.detect(images_to_tensor(batch)).items()})
                 seen += len(batch)
                 progress.item_frames(seen, 2 * n)
             if not parts:
                 raise InputError(f"{path}: no frames could be decoded")
             kp = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-            return _Driving("video", info, seen, kp)
+            return CachedDriving("video", info, seen, kp)
 
         return self.drivings.get((str(path), crop, max_frames), make)
 

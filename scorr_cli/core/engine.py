@@ -92,9 +92,12 @@ class AnimationEngine:
         state.scale = movement_scale(state.prepared.kp["kp"], state.reference["kp"])
 
     @torch.no_grad()
-    def animate(self, state: SourceState, frames: torch.Tensor, options: TransferOptions = TransferOptions(),
+    def animate(self, state: SourceState, frames: torch.Tensor | None, options: TransferOptions = TransferOptions(),
                 kp_driving: dict[str, torch.Tensor] | None = None) -> FrameOutput:
-        """Animate a batch of driving frames (or of already detected driving keypoints)."""
+        """Animate a batch of driving frames, or of driving keypoints detected earlier (``frames=None``).
+
+        Passing cached ``kp_driving`` lets batch jobs detect each driving clip once for many sources.
+        """
         if kp_driving is None:
             kp_driving = self.detect(frames)
         if options.mode == "relative" and state.reference is None:

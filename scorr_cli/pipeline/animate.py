@@ -174,14 +174,14 @@ def join_forward_backward(backward: Sequence[Any], forward: Sequence[Any]) -> li
 # ----------------------------------------------------------------------------- inputs
 
 @dataclass
-class _Driving:
+class DrivingSource:
     kind: str  # video | image
     info: Any = None  # VideoInfo for videos
     image: Optional[np.ndarray] = None
     n_frames: int = 1
 
 
-def _open_driving(path: Path, max_frames: Optional[int]) -> _Driving:
+def open_driving(path: Path, max_frames: Optional[int]) -> DrivingSource:
     """A video (probed, not decoded) or a single image; one-line errors for anything else.
 
     The extension says which the user meant, so ``face.jpg`` holding a video, or ``drive.mp4``
@@ -201,13 +201,13 @@ def _open_driving(path: Path, max_frames: Optional[int]) -> _Driving:
     else:
         as_image = sniff_kind(read_head(p)) == "image"
     if as_image:
-        return _Driving("image", image=read_image(p))
+        return DrivingSource("image", image=read_image(p))
     info = probe_video(p)
     n = info.n_frames if max_frames is None else min(info.n_frames, max_frames)
-    return _Driving("video", info=info, n_frames=n)
+    return DrivingSource("video", info=info, n_frames=n)
 
 
-def _output_kind(config: AnimateConfig, driving: _Driving) -> str:
+def _output_kind(config: AnimateConfig, driving: DrivingSource) -> str:
     from scorr_cli.media import writer_format
     from scorr_cli.media.image import WRITE_FORMATS
 
@@ -223,7 +223,7 @@ def _output_kind(config: AnimateConfig, driving: _Driving) -> str:
     return writer_format(config.output, config.format)
 
 
-def _load_engine(config: AnimateConfig):
+def load_engine(config: AnimateConfig):
     from scorr_cli.checkpoints import load_checkpoint, resolve_checkpoint
     from scorr_cli.core.engine import AnimationEngine, resolve_device
 
@@ -252,7 +252,7 @@ def animate(config: AnimateConfig, progress: Optional[ProgressFn] = None, engine
 
     # 1. Every check that can fail fast, before loading a model or decoding a frame.
     source_image = read_image(config.source)
-    driving = _open_driving(config.driving, config.max_frames)
+    driving = open_driving(config.driving, config.max_frames)
     kind = _output_kind(config, driving)
     check_output(config.output, config.force)
     prev_path = preview_path(config.output, kind) if config.preview else None
@@ -264,7 +264,7 @@ def animate(config: AnimateConfig, progress: Optional[ProgressFn] = None, engine
     mode = config.mode if config.mode != "auto" else ("absolute" if driving.kind == "image" else "relative")
     options = TransferOptions(mode=mode, adapt_scale=config.adapt_scale)
     if engine is None:
-        engine = _load_engine(config)
+        engine = load_engine(config)
     size = engine.size
 
     # 2. Faces: the source crop, and one crop window for all driving frames.
@@ -334,7 +334,7 @@ def _animate_batch(engine: Any, state: Any, crops: list[np.ndarray], options: An
     return tensor_to_images(out.prediction), _kp_numpy(kp), _kp_numpy(out.kp_driving)
 
 
-def _find_best_frame(config: AnimateConfig, driving: _Driving, cropper: FaceCropper, source_image: np.ndarray,
+def _find_best_frame(config: AnimateConfig, driving: DrivingSource, cropper: FaceCropper, source_image: np.ndarray,
                      source_t: Any, window: Any, report: ProgressFn) -> int:
     """First pass over the clip: the frame whose face landmarks best match the source's (FOMM's rule)."""
     from scorr_cli.media import iter_video_frames
@@ -355,7 +355,7 @@ def _find_best_frame(config: AnimateConfig, driving: _Driving, cropper: FaceCrop
     return search.best_index
 
 
-def _batches(frames: Iterator[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
+def chunked(frames: Iterator[np.ndarray], n: int) -> Iterator[list[np.ndarray]]:
     batch: list[np.ndarray] = []
     for frame in frames:
         batch.append(frame)
@@ -366,7 +366,7 @@ def _batches(frames: Iterator[np.ndarray], n: int) -> Iterator[list[np.ndarray]]
         yield batch
 
 
-def _stream_video(config: AnimateConfig, driving: _Driving, kind: str, window: Any, engine: Any, state: Any,
+def _stream_video(config: AnimateConfig, driving: DrivingSource, kind: str, window: Any, engine: Any, state: Any,
                   options: Any, finish: Callable[[np.ndarray], np.ndarray], source_crop: np.ndarray,
                   kp_source: np.ndarray, prev_path: Optional[Path], report: ProgressFn) -> tuple[int, bool]:
     from scorr_cli.media import iter_video_frames, open_writer
@@ -381,7 +381,7 @@ def _stream_video(config: AnimateConfig, driving: _Driving, kind: str, window: A
         writer = stack.enter_context(open_writer(config.output, info.fps, kind, **audio))
         prev = stack.enter_context(open_writer(prev_path, info.fps, kind, **audio)) if prev_path else None
         crops = (warp(f, window) for f in iter_video_frames(config.driving, stop=total))
-        for batch in _batches(crops, config.batch_size):
+        for batch in chunked(crops, config.batch_size):
             results, kp_d, kp_r = _animate_batch(engine, state, batch, options)
             for i, result in enumerate(results):
                 writer.write(finish(result))
