@@ -161,8 +161,19 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def _tag(obj: Any) -> Any:
+    """Counters (dict subclasses, which json would write as plain dicts with string keys) get a tag."""
+    if isinstance(obj, Counter):
+        return {"__counter__": [[_tag(k), v] for k, v in obj.items()]}
+    if isinstance(obj, dict):
+        return {k: _tag(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_tag(v) for v in obj]
+    return obj
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_json_default)
+    return json.dumps(_tag(obj), default=_json_default)
 
 
 def _loads(text: str) -> Any:

@@ -71,6 +71,7 @@ class TrainResult:
     interrupted: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)  # logged step records (rank 0)
     eval_l1: list[float] = field(default_factory=list)  # per-epoch reconstruction L1 on test clips
+    model: MRFA | None = field(default=None, repr=False)  # the trained model (this rank's copy)
 
 
 class _Indexed(Dataset):
@@ -538,7 +539,7 @@ class Trainer:
             if tb is not None:
                 tb.close()
         return TrainResult(self.out, self.step, self.epoch, self.last_checkpoint if info.is_main else None, final,
-                           interrupted, history, list(self.eval_history))
+                           interrupted, history, list(self.eval_history), self.model)
 
     def _end_epoch(self, metrics: MetricsLog | None, tb: TensorBoard | None, display: ProgressDisplay) -> None:
         finished = self.epoch

@@ -1,0 +1,121 @@
+"""Seconds per MRFA training step (forward + losses + backward + clip + Adam) on the current device.
+
+Default: the full ``vox`` model at 256², batch 2, the paper's losses (VGG-19 perceptual pyramid —
+a fixed random VGG of identical cost, so no download — plus keypoint/jacobian equivariance). Synthetic
+frames, so data loading is not measured. Prints a rich table and one JSON line.
+
+    python benchmarks/bench_train.py [--preset vox] [--size 256] [--batch 2] [--steps 3] [--warmup 1]
+                                     [--device auto] [--precision fp32|bf16] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from scorr_cli.core.losses import ReconstructionLoss  # noqa: E402
+from scorr_cli.core.model import MRFA  # noqa: E402
+from scorr_cli.core.transforms import RandomTransform  # noqa: E402
+from scorr_cli.core.vgg import build_vgg19  # noqa: E402
+from scorr_cli.train.config import train_preset  # noqa: E402
+from scorr_cli.train.distributed import resolve_device  # noqa: E402
+from scorr_cli.train.trainer import TrainingStep  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="vox", choices=["vox", "celebvhq", "lite", "tiny"])
+    ap.add_argument("--prior", default=None, choices=["mtia", "tpsm", "fomm"])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    cfg = train_preset(args.preset, args.prior)
+    cfg.model = cfg.model.replace(image_size=args.size)
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    model = MRFA(cfg.model).to(device).train()
+    step_module = TrainingStep(model, cfg)
+    backend = "random" if cfg.loss.perceptual_backend == "vgg19" else cfg.loss.perceptual_backend
+    loss_cfg = type(cfg.loss)(**{**cfg.loss.__dict__, "perceptual_backend": backend})
+    recon = ReconstructionLoss(loss_cfg, build_vgg19(None) if loss_cfg.uses_perceptual else None).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.schedule.lr, betas=cfg.schedule.betas)
+    gen = torch.Generator().manual_seed(0)
+    source = torch.rand(args.batch, 3, args.size, args.size, generator=gen).to(device)
+    driving = torch.rand(args.batch, 3, args.size, args.size, generator=gen).to(device)
+    use_bg = model.has_background
+    dropout = model.dense_motion.dropout_p(0) if cfg.model.prior == "tpsm" else None
+    tgen = torch.Generator(device=device).manual_seed(0) if cfg.model.prior == "tpsm" else None
+    ac = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16"
+          else torch.autocast(device.type, enabled=False))
+
+    def one_step() -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        transform = RandomTransform.sample(args.batch, cfg.loss.transform, generator=gen, device=device)
+        with ac:
+            out = step_module(source, driving, transform, use_bg, dropout, tgen)
+            losses = dict(recon(out["prediction"], driving))
+        losses.update(out["losses"])
+        total = sum(v.float().mean() for v in losses.values())
+        total.backward()
+        for mod in (model.encoder, model.dense_motion, model.decoder):
+            torch.nn.utils.clip_grad_norm_([p for p in mod.parameters() if p.grad is not None], 10.0, math.inf)
+        opt.step()
+        _sync(device)
+        return time.perf_counter() - t0
+
+    for _ in range(args.warmup):
+        one_step()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = [one_step() for _ in range(args.steps)]
+    mean = statistics.mean(times)
+    params = sum(p.numel() for p in model.parameters())
+    result = {
+        "benchmark": "train_step", "preset": args.preset, "prior": cfg.model.prior, "size": args.size,
+        "batch": args.batch, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(), "precision": args.precision, "perceptual": loss_cfg.perceptual_backend,
+        "params_m": round(params / 1e6, 2), "steps": args.steps, "warmup": args.warmup,
+        "s_per_step": round(mean, 4), "s_per_step_min": round(min(times), 4),
+        "samples_per_s": round(args.batch / mean, 4),
+        "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
+        "torch": torch.__version__,
+    }
+    table = Table(title=f"MRFA training step ({args.preset}, {args.size}², batch {args.batch}, {device})")
+    for col in ("s/step (mean)", "s/step (min)", "samples/s", "params", "threads", "peak GPU mem"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{mean:.3f}", f"{min(times):.3f}", f"{args.batch / mean:.3f}", f"{params / 1e6:.1f} M",
+                  str(result["threads"]), f"{result['peak_mem_gb']} GB" if result["peak_mem_gb"] is not None else "-")
+    Console(stderr=True).print(table)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""scorr train: configuration, training state, sampler, resume equivalence, CLI errors and help."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from scorr_cli.checkpoints.store import read_checkpoint
+from scorr_cli.cli import app
+from scorr_cli.errors import CheckpointError, InputError
+from scorr_cli.train import state as st
+from scorr_cli.train.config import TrainConfig, resolve_config, train_preset
+from scorr_cli.train.distributed import ResumableDistributedSampler
+from scorr_cli.train.trainer import train
+
+REAL_CLIP = "dreamtalk_M030_front_happy_level3_001.mp4"
+TEST_CLIP = "dreamtalk_W011_front_sad_level3_001.mp4"
+
+
+@pytest.fixture
+def one_thread():
+    """A single CPU thread: far faster than two on a busy 2-core machine (and deterministic)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def clip_root(tmp_path: Path, faces_media: Path) -> Path:
+    """A dataset root with one real training clip and one real test clip (symlinks)."""
+    root = tmp_path / "data"
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    (root / "train" / REAL_CLIP).symlink_to(faces_media / "driving" / REAL_CLIP)
+    (root / "test" / TEST_CLIP).symlink_to(faces_media / "driving" / TEST_CLIP)
+    return root
+
+
+def tiny_config(root: Path, out: Path, **schedule: object) -> TrainConfig:
+    return resolve_config(str(root), preset="tiny", overrides={
+        "run": {"out": str(out), "log_every": 1, "sample_every": 2, "checkpoint_every": 2, "keep": 2,
+                "eval_clips": 1, "eval_frames": 4, "threads": 1},
+        "schedule": {"batch_size": 2, "max_steps": 6, **schedule},
+        "data": {"num_repeats": 4},  # 4 items, 2 steps per epoch: 6 steps cross two epoch ends
+        "loss": {"perceptual_backend": "none"},
+    })
+
+
+# ----------------------------------------------------------------------------------- config
+def test_presets_follow_the_recipe():
+    vox = train_preset("vox")
+    assert vox.schedule.epochs == 100 and vox.schedule.milestones == (60, 90) and vox.schedule.gamma == 0.1
+    assert vox.schedule.lr == 2e-4 and vox.schedule.betas == (0.5, 0.999) and vox.schedule.batch_size == 80
+    assert vox.data.num_repeats == 150 and vox.data.id_sampling and not vox.model.background
+    assert vox.schedule.grad_clip == 10 and vox.schedule.clip_scope == "all"
+    cel = train_preset("celebvhq")
+    assert cel.data.num_repeats == 5 and cel.data.split_len == 11 and cel.model.background and cel.schedule.bg_start == 0
+    tpsm = train_preset("vox", "tpsm")
+    assert tpsm.schedule.milestones == (70, 90) and tpsm.loss.equivariance_jacobian == 0
+    assert train_preset("tiny").model.image_size == 64 and train_preset("lite").model.image_size == 256
+
+
+def test_resolve_layers_and_yaml_round_trip(tmp_path: Path):
+    cfg = resolve_config("vox")
+    assert cfg.data_name == "vox" and cfg.data_root == "data/voxceleb1-png" and cfg.preset == "vox"
+    cfg = resolve_config("celebvhq", preset="lite")
+    assert cfg.preset == "lite" and cfg.data.split_len == 11 and cfg.data_root == "data/celebvhq256-png"
+    cfg = resolve_config(str(tmp_path), preset="tiny", overrides={"model": {"prior": "tpsm"}})
+    assert cfg.data_name == "custom" and cfg.model.prior == "tpsm" and cfg.loss.equivariance_jacobian == 0
+    assert cfg.schedule.milestones == (7, 9)
+    # --config YAML below CLI overrides; unknown keys are one-line errors
+    yml = tmp_path / "c.yaml"
+    yml.write_text("schedule: {lr: 1.0e-3, epochs: 7}\nrun: {keep: 9}\n")
+    cfg = resolve_config("vox", config_file=yml, overrides={"schedule": {"epochs": 3}})
+    assert cfg.schedule.lr == 1e-3 and cfg.schedule.epochs == 3 and cfg.run.keep == 9
+    again = TrainConfig.from_dict(__import__("yaml").safe_load(cfg.to_yaml()))
+    assert again.to_dict() == cfg.to_dict()
+    yml.write_text("schedule: {lrr: 1}\n")
+    with pytest.raises(InputError, match="unknown training config key schedule.'lrr'"):
+        resolve_config("vox", config_file=yml)
+    # perceptual 'none' alone turns the pixel and SSIM terms on
+    cfg = resolve_config("vox", overrides={"loss": {"perceptual_backend": "none"}})
+    assert cfg.loss.pixel == 10 and cfg.loss.ssim == 10
+
+
+# ----------------------------------------------------------------------------------- state
+def test_training_state_round_trip_without_pickle(tmp_path: Path):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    opt = torch.optim.Adam([{"params": model[0].parameters(), "name": "a"},
+                            {"params": model[1].parameters(), "name": "b"}], lr=1e-2, betas=(0.5, 0.999))
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [2, 4], 0.1)
+    for _ in range(3):
+        model(torch.randn(5, 3)).sum().backward()
+        opt.step()
+        sched.step()
+    rng = st.capture_rng()
+    path = st.save_training_state(tmp_path / "s.state.safetensors", optimizer=opt, scheduler=sched,
+                                  scalars={"epoch": 3, "step": 30, "samples_in_epoch": 8}, rng=rng)
+    ts = st.load_training_state(path)
+    assert ts.scalars == {"epoch": 3, "step": 30, "samples_in_epoch": 8}
+    opt2 = torch.optim.Adam([{"params": model[0].parameters(), "name": "a"},
+                             {"params": model[1].parameters(), "name": "b"}], lr=1.0)
+    sched2 = torch.optim.lr_scheduler.MultiStepLR(opt2, [2, 4], 0.1)
+    opt2.load_state_dict(ts.optimizer)
+    sched2.load_state_dict(ts.scheduler)
+    a, b = opt.state_dict(), opt2.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    for pid in a["state"]:
+        for k in a["state"][pid]:
+            assert torch.equal(torch.as_tensor(a["state"][pid][k]), torch.as_tensor(b["state"][pid][k]))
+    assert sched2.last_epoch == 3 and sched2.milestones == Counter([2, 4]) and sched2.get_last_lr() == sched.get_last_lr()
+    # RNG: restoring reproduces the same draws of torch, numpy and python
+    draws = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    st.restore_rng(ts.rng)
+    assert torch.equal(torch.rand(3), draws[0]) and np.array_equal(np.random.rand(3), draws[1])
+    assert __import__("random").random() == draws[2]
+    (tmp_path / "bad.state.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError):
+        st.load_training_state(tmp_path / "bad.state.safetensors")
+
+
+def test_sampler_resumes_mid_epoch_and_shards():
+    full = ResumableDistributedSampler(22, global_batch=4, num_replicas=1, rank=0, seed=3)
+    full.set_epoch(5)
+    order = [i for _, i in full]
+    assert len(order) == 20 and len(set(order)) == 20 and full.steps_per_epoch == 5
+    full.set_epoch(5, start=8)
+    assert [i for _, i in full] == order[8:]
+    # two ranks after 8 samples: together exactly the remaining samples, disjoint, interleaved
+    shards = []
+    for r in range(2):
+        s = ResumableDistributedSampler(22, global_batch=4, num_replicas=2, rank=r, seed=3)
+        s.set_epoch(5, start=8)
+        shards.append([i for e, i in s])
+        assert all(e == 5 for e, _ in s) and len(s) == 6
+    assert sorted(shards[0] + shards[1]) == sorted(order[8:]) and not set(shards[0]) & set(shards[1])
+
+
+# ------------------------------------------------------------------------------ training
+def test_resume_continues_identically(clip_root: Path, tmp_path: Path, one_thread):
+    """6 steps straight == 3 steps, Ctrl-C (saves and stops), resume, 3 more steps."""
+    straight = train(tiny_config(clip_root, tmp_path / "a"), show_progress=False)
+    assert straight.step == 6 and straight.epoch == 3 and not straight.interrupted
+
+    def ctrl_c(info):
+        if info.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # handled: the trainer finishes the step, saves, stops
+
+    first = train(tiny_config(clip_root, tmp_path / "b"), on_step=ctrl_c, show_progress=False)
+    assert first.interrupted and first.step == 3 and first.final is None
+    assert first.checkpoint.name == "step-00000003.safetensors"
+    second = train(tiny_config(clip_root, tmp_path / "b"), resume=tmp_path / "b", show_progress=False)
+    assert second.step == 6 and not second.interrupted
+
+    a = read_checkpoint(straight.final)
+    b = read_checkpoint(second.final)
+    assert a.state.keys() == b.state.keys()
+    for k in a.state:
+        torch.testing.assert_close(a.state[k], b.state[k], rtol=0, atol=1e-6, msg=k)
+    # the resumed run continued the same loss curve
+    assert [h["total"] for h in second.history] == pytest.approx([h["total"] for h in straight.history[3:]],
+                                                                 rel=1e-6)
+
+    # what a run leaves behind
+    out = tmp_path / "b"
+    assert (out / "config.yaml").is_file() and list((out / "samples").glob("step-*.png"))
+    ckpts = st.list_checkpoints(out / "checkpoints")
+    assert [s for s, _, _ in ckpts] == [4, 6]  # keep 2
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r["type"] == "step"]
+    assert steps == [1, 2, 3, 4, 5, 6]  # no duplicates after the resume
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert len(epochs) == 3 and all(r["eval_l1"] is not None and 0 < r["eval_l1"] < 1 for r in epochs)
+    meta = b.metadata
+    assert meta["perceptual"] == "none" and meta["preset"] == "tiny" and meta["steps"] == 6 and meta["epoch"] == 3
+    assert meta["data_root_name"] == "data" and meta["device"] == "cpu" and meta["wall_time_s"] > 0
+    # a finished run is not restarted by accident
+    with pytest.raises(Exception, match="already holds a training run"):
+        train(tiny_config(clip_root, out), show_progress=False)
+
+
+def test_accumulation_matches_full_batch(clip_root: Path, tmp_path: Path, one_thread):
+    """Batch 4 in one micro-batch vs 2 × 2 accumulated: same data, nearly the same update (BatchNorm
+    statistics differ per micro-batch, so only approximately)."""
+    base = {"max_steps": 1, "batch_size": 4}
+    a = train(tiny_config(clip_root, tmp_path / "a", **base), show_progress=False)
+    b = train(tiny_config(clip_root, tmp_path / "b", accum=2, **base), show_progress=False)
+    assert a.history[0]["total"] == pytest.approx(b.history[0]["total"], rel=0.1)
+    assert a.step == b.step == 1
+
+
+# ----------------------------------------------------------------------------------- CLI
+runner = CliRunner()
+
+
+def _cli(*args: str):
+    return runner.invoke(app, ["train", *args])
+
+
+def test_bad_data_roots_give_one_line_errors(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cases = []
+    r = _cli("--data", "vox", "--preset", "tiny")
+    cases.append((r, "dataset 'vox' not found at data/voxceleb1-png: pass --data-root PATH"))
+    r = _cli("--data", str(tmp_path / "missing"), "--preset", "tiny")
+    cases.append((r, "does not exist"))
+    (tmp_path / "empty").mkdir()
+    r = _cli("--data", str(tmp_path / "empty"), "--preset", "tiny")
+    cases.append((r, "has no train/ folder"))
+    (tmp_path / "noclips" / "train").mkdir(parents=True)
+    r = _cli("--data", str(tmp_path / "noclips"), "--preset", "tiny")
+    cases.append((r, "holds no clips"))
+    short = tmp_path / "short" / "train" / "clip1"
+    short.mkdir(parents=True)
+    import cv2
+    cv2.imwrite(str(short / "0.png"), np.zeros((64, 64, 3), np.uint8))
+    r = _cli("--data", str(tmp_path / "short"), "--preset", "tiny")
+    cases.append((r, "has 1 frame(s); at least 2 are needed"))
+    cv2.imwrite(str(short / "1.png"), np.zeros((64, 64, 3), np.uint8))
+    r = _cli("--data", str(tmp_path / "short"), "--preset", "tiny", "--batch-size", "8")
+    cases.append((r, "fewer than one batch of 8"))
+    r = _cli("--data", str(tmp_path / "short"), "--preset", "tiny", "--config", str(tmp_path / "nope.yaml"))
+    cases.append((r, "training config"))
+    r = _cli("--preset", "tiny")
+    cases.append((r, "--data is required"))
+    for result, message in cases:
+        assert result.exit_code == 2, (message, result.output)
+        lines = [ln for ln in result.output.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("scorr: error: "), result.output
+        assert message in lines[0], (message, lines[0])
+
+
+def test_missing_vgg_weights_is_a_one_line_error(tmp_path: Path):
+    clip = tmp_path / "d" / "train" / "c"
+    clip.mkdir(parents=True)
+    import cv2
+    for k in range(2):
+        cv2.imwrite(str(clip / f"{k}.png"), np.zeros((64, 64, 3), np.uint8))
+    r = _cli("--data", str(tmp_path / "d"), "--preset", "tiny", "--perceptual", "vgg19", "--batch-size", "1",
+             "--vgg-weights", str(tmp_path / "vgg.pth"), "--out", str(tmp_path / "o"))
+    assert r.exit_code == 4 and "VGG-19 ImageNet weights not found" in r.output and "--perceptual random" in r.output
+
+
+def test_help_documents_every_option():
+    r = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    text = re.sub(r"\s+", " ", r.output)
+    for opt in ("--data", "--data-root", "--preset", "--model-preset", "--prior", "--prior-only", "--ablation",
+                "--corr-levels", "--corr-radius", "--config", "--out", "--resume", "--epochs", "--max-steps",
+                "--batch-size", "--accum", "--lr", "--num-workers", "--device", "--precision", "--perceptual",
+                "--vgg-weights", "--checkpoint-every", "--keep", "--sample-every", "--seed", "--threads"):
+        assert opt in text, opt
+    assert "torchrun" in text and "global" in text
+
+
+def test_cli_trains_and_resumes(clip_root: Path, tmp_path: Path, one_thread):
+    out = tmp_path / "run"
+    common = ["--threads", "1", "-q"]
+    r = _cli("--data", str(clip_root), "--preset", "tiny", "--perceptual", "none", "--batch-size", "2",
+             "--max-steps", "1", "--out", str(out), "--ablation", "no-flow-update", "--corr-radius", "2", *common)
+    assert r.exit_code == 0, r.output
+    ckpt = read_checkpoint(out / "final.safetensors")
+    assert ckpt.config.refiner.flow_update is False and ckpt.config.refiner.corr_radius == 2
+    # --resume alone picks up the run's config.yaml and folder
+    r = _cli("--resume", str(out), "--max-steps", "2", *common)
+    assert r.exit_code == 0, r.output
+    assert read_checkpoint(out / "final.safetensors").metadata["steps"] == 2
+    r = _cli("--resume", str(tmp_path / "nothing"), *common)
+    assert r.exit_code == 2 and "no such file or folder" in r.output
