@@ -532,6 +532,7 @@ class Trainer:
                         self.save()
                     display.print(f"interrupted ({stop.requested}) at step {self.step}: saved "
                                   f"{self.last_checkpoint}; continue with --resume {self.out}")
+            self._sync_buffers()
         finally:
             display.close()
             if metrics is not None:
@@ -540,6 +541,15 @@ class Trainer:
                 tb.close()
         return TrainResult(self.out, self.step, self.epoch, self.last_checkpoint if info.is_main else None, final,
                            interrupted, history, list(self.eval_history), self.model)
+
+    def _sync_buffers(self) -> None:
+        """DDP broadcasts BatchNorm statistics from rank 0 at the start of each forward, so after the
+        last step each rank still holds its own; make every rank's model the one rank 0 saved."""
+        if self.info.distributed:
+            import torch.distributed as dist
+
+            for buf in self.model.buffers():
+                dist.broadcast(buf.data, src=0)
 
     def _end_epoch(self, metrics: MetricsLog | None, tb: TensorBoard | None, display: ProgressDisplay) -> None:
         finished = self.epoch
