@@ -115,6 +115,11 @@ class TrainingStep(nn.Module):
         return {"prediction": out.prediction, "warped": out.refiner.warped, "visibility": vis, "losses": losses}
 
 
+def _loader_worker_init(_: int) -> None:
+    """Loader workers ignore Ctrl-C: the main process handles it (saves, then shuts them down)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _seed_for(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1, dtype=np.uint64)[0]
                & 0x7FFFFFFFFFFFFFFF)
@@ -408,7 +413,7 @@ class Trainer:
         run = self.cfg.run
         return DataLoader(_Indexed(self.dataset), batch_size=self.micro, sampler=self.sampler,
                           num_workers=run.num_workers, drop_last=True, pin_memory=self.device.type == "cuda",
-                          persistent_workers=False)
+                          persistent_workers=False, worker_init_fn=_loader_worker_init if run.num_workers else None)
 
     def total_steps(self) -> int:
         total = self.cfg.schedule.epochs * self.steps_per_epoch
