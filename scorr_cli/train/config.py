@@ -100,7 +100,9 @@ class RunConfig:
     eval_frames: int = 16  # frames per test clip (evenly spaced)
     seed: int = 0
     threads: int | None = None  # torch CPU threads per process (None: torch's default; 1 is best on a busy CPU)
-    find_unused_parameters: bool = True  # DDP: needed when a module is idle (bg predictor before bg_start)
+    # DDP: None = auto (on when some parameters get no gradient: prior-only, the occlusion/flow-update
+    # ablations, a background predictor before bg_start); true/false force it.
+    find_unused_parameters: bool | None = None
     sync_batchnorm: bool = True  # convert BatchNorm to SyncBatchNorm for multi-GPU CUDA runs
 
     def __post_init__(self) -> None:

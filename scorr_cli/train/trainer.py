@@ -219,8 +219,13 @@ class Trainer:
         self.step_module = TrainingStep(self.model, config)
         self.ddp: nn.Module = self.step_module
         if info.distributed:
+            find_unused = run.find_unused_parameters
+            if find_unused is None:
+                r = config.model.refiner
+                find_unused = (r.prior_only or not r.occlusion_update or not r.flow_update
+                               or (config.model.background and sched.bg_start > 0))
             self.ddp = DDP(self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                           find_unused_parameters=run.find_unused_parameters)
+                           find_unused_parameters=find_unused)
 
         groups = []
         for name in MODULE_GROUPS:
