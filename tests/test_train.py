@@ -275,5 +275,12 @@ def test_cli_trains_and_resumes(clip_root: Path, tmp_path: Path, one_thread):
     r = _cli("--resume", str(out), "--max-steps", "2", *common)
     assert r.exit_code == 0, r.output
     assert read_checkpoint(out / "final.safetensors").metadata["steps"] == 2
+    # --init: fine-tuning starts from those weights (0 steps: the final weights are exactly them)
+    r = _cli("--data", str(clip_root), "--preset", "tiny", "--perceptual", "none", "--batch-size", "2",
+             "--max-steps", "0", "--init", str(out / "final.safetensors"), "--out", str(tmp_path / "ft"),
+             "--ablation", "no-flow-update", "--corr-radius", "2", *common)
+    assert r.exit_code == 0, r.output
+    a, b = read_checkpoint(out / "final.safetensors"), read_checkpoint(tmp_path / "ft" / "final.safetensors")
+    assert a.state.keys() == b.state.keys() and all(torch.equal(a.state[k], b.state[k]) for k in a.state)
     r = _cli("--resume", str(tmp_path / "nothing"), *common)
     assert r.exit_code == 2 and "no such file or folder" in r.output

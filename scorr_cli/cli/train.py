@@ -84,6 +84,9 @@ def train_cmd(
         None, "--resume", help="Continue a run: its folder, its checkpoints/ folder or a step-N.safetensors. "
                                "Restores weights, optimiser, scheduler, epoch/step, sampler position and RNG; "
                                "uses the run's config.yaml unless --config is given."),
+    init: Optional[Path] = typer.Option(
+        None, "--init", help="Fine-tune: start from this scorr checkpoint's weights (tensors whose name and shape "
+                             "match), with a fresh optimiser and schedule. Not a resume."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="Number of epochs."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", min=0,
                                             help="Stop after this many optimiser steps in total (resumable)."),
@@ -143,6 +146,7 @@ def train_cmd(
     _put(over, "model.refiner.corr_levels", corr_levels)
     _put(over, "model.refiner.corr_radius", corr_radius)
     _put(over, "run.out", str(out) if out else None)
+    _put(over, "run.init", str(init) if init else None)
     _put(over, "schedule.epochs", epochs)
     _put(over, "schedule.max_steps", max_steps)
     _put(over, "schedule.batch_size", batch_size)

@@ -92,6 +92,7 @@ class RunConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast; meant for CUDA)
     num_workers: int = 4  # data-loader worker processes per rank
     vgg_weights: str | None = None  # ImageNet VGG-19 file; None: torch hub cache
+    init: str | None = None  # start from this scorr checkpoint's weights (matching names/shapes); fresh optimiser
     checkpoint_every: int = 1000  # optimiser steps between checkpoints (0: only at epoch ends)
     keep: int = 3  # checkpoints kept (oldest deleted first; 0 keeps all)
     sample_every: int = 500  # optimiser steps between sample grids (0: never)

@@ -173,6 +173,9 @@ class Trainer:
         sched, run = config.schedule, config.run
         self.out = Path(run.out).expanduser()
         self.ckpt_dir = st.checkpoint_dir(self.out)
+        if resume is None and st.list_checkpoints(self.ckpt_dir):
+            raise OutputExistsError(f"{self.out} already holds a training run: continue it with --resume {self.out}, "
+                                    "or choose another --out")
 
         # ---- data
         root = check_data_root(config)
@@ -201,6 +204,9 @@ class Trainer:
         _random.seed(run.seed)
         self.model = MRFA(config.model)
         self.model.train()
+        self.init_note = ""
+        if run.init and resume is None:
+            self.init_note = self._init_weights(run.init)
         self.vgg_backend = config.loss.perceptual_backend
         lc = config.loss
         if not lc.uses_perceptual and not lc.pixel and not lc.ssim:
@@ -257,15 +263,23 @@ class Trainer:
         self.resumed_from: Path | None = None
         if resume is not None:
             self._resume(resume)
-        elif st.list_checkpoints(self.ckpt_dir):
-            raise OutputExistsError(f"{self.out} already holds a training run: continue it with --resume {self.out}, "
-                                    "or choose another --out")
         barrier(info)
 
         self.autocast_dtype = torch.bfloat16 if run.precision == "bf16" else None
         self.eval_frames = self._load_eval_frames() if info.is_main else []
 
-    # ------------------------------------------------------------------------------ resume
+    # ------------------------------------------------------------------------------ init / resume
+    def _init_weights(self, path: str) -> str:
+        """Start from another checkpoint's weights (fine-tuning): every tensor whose name and shape match
+        is loaded; optimiser, schedule and counters start fresh (the authors' ``--checkpoint``)."""
+        ckpt = read_checkpoint(Path(path).expanduser())
+        own = self.model.state_dict()
+        loaded = {k: v for k, v in ckpt.state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+        if not loaded:
+            raise CheckpointError(f"--init {path}: no tensor matches this model configuration")
+        self.model.load_state_dict({k: v.to(own[k].dtype) for k, v in loaded.items()}, strict=False)
+        return f"initialised {len(loaded)}/{len(own)} tensors from {path}"
+
     def _resume(self, target: str | Path) -> None:
         mp, sp = st.find_resume(target)
         ckpt = read_checkpoint(mp)
@@ -438,6 +452,8 @@ class Trainer:
             metrics = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if self.resumed_from else None)
             tb = TensorBoard(self.out / "tensorboard")
         display = ProgressDisplay(total, self.step, enabled=self.show_progress)
+        if self.init_note:
+            display.print(self.init_note)
         if self.resumed_from is not None:
             display.print(f"resumed from {self.resumed_from} (epoch {self.epoch}, step {self.step})")
         display.print(f"training {cfg.preset}/{cfg.model.prior} on {self.root} ({len(self.dataset)} items/epoch, "
