@@ -247,7 +247,7 @@ class BatchRunner:
         from scorr_cli.core.engine import SourceState
         from scorr_cli.core.transfer import TransferOptions
         from scorr_cli.media import open_writer, write_image
-        from scorr_cli.pipeline.animate import tensor_to_images
+        from scorr_cli.pipeline.animate import DEFAULT_OUTPUT_SIZE, tensor_to_images
 
         opts = self.config.item_options(item)
         output = self.config.outdir / item.output
@@ -266,7 +266,8 @@ class BatchRunner:
 
         def render(lo: int, hi: int) -> list:
             kp = {k: v[lo:hi].to(engine.device) for k, v in drv.kp.items()}
-            return tensor_to_images(engine.animate(state, None, options, kp_driving=kp).prediction)
+            pred = engine.animate(state, None, options, kp_driving=kp).prediction
+            return tensor_to_images(pred, max(engine.size, DEFAULT_OUTPUT_SIZE))  # same output size as animate
 
         if output.exists():  # --force (the plan skips existing outputs otherwise)
             _remove(output)

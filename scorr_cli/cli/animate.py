@@ -68,6 +68,7 @@ def animate_cmd(
     audio: bool = typer.Option(_DEFAULTS["audio"], "--audio/--no-audio", help=_h("audio")),
     preview: bool = typer.Option(_DEFAULTS["preview"], "--preview", help=_h("preview")),
     max_frames: Optional[int] = typer.Option(_DEFAULTS["max_frames"], "--max-frames", min=1, help=_h("max_frames")),
+    size: Optional[int] = typer.Option(_DEFAULTS["size"], "--size", min=32, help=_h("size")),
 ) -> None:
     """Animate a portrait with the motion of a driving video (or image)."""
     from scorr_cli.pipeline.animate import animate
@@ -76,7 +77,7 @@ def animate_cmd(
         source=source, driving=driving, output=output, format=format, force=force, checkpoint=checkpoint,
         device=device, precision=precision, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale, crop=crop,
         detector=detector, paste_back=paste_back, find_best_frame=find_best_frame, best_frame=best_frame,
-        audio=audio, preview=preview, max_frames=max_frames,
+        audio=audio, preview=preview, max_frames=max_frames, size=size,
     )
     progress, update = _progress()
     with progress:

@@ -3,7 +3,7 @@
 Everything that depends only on the source (keypoints, the generator's feature pyramid, the source
 structure features, the 1/4-resolution source) is computed once in :meth:`AnimationEngine.prepare`
 and reused for every batch of driving frames. Frames are ``B×3×H×W`` float tensors in [0, 1] at the
-model's resolution; converting from/to images is the caller's job.
+model's resolution (other sizes are resized on the way in); converting from/to images is the caller's job.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 from scorr_cli.core.model import MRFA, FrameOutput, PreparedSource
 from scorr_cli.core.transfer import TransferOptions, movement_scale, transfer_keypoints
@@ -70,9 +71,12 @@ class AnimationEngine:
     def _to_device(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() == 3:
             frames = frames[None]
+        frames = frames.to(self.device, torch.float32, non_blocking=True)
         if frames.shape[-1] != self.size or frames.shape[-2] != self.size:
-            raise ValueError(f"frames must be {self.size}×{self.size}, got {tuple(frames.shape[-2:])}")
-        return frames.to(self.device, torch.float32, non_blocking=True)
+            # Crops may be larger than the model (e.g. 256² output from a 128² model): anti-aliased resize.
+            frames = F.interpolate(frames, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                   antialias=frames.shape[-1] > self.size)
+        return frames
 
     @torch.no_grad()
     def detect(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:

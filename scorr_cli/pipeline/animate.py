@@ -26,6 +26,7 @@ MODES = ("auto", "relative", "absolute")
 PRECISIONS = ("fp32", "bf16", "fp16")
 FORMATS = ("mp4", "gif", "png")
 PREVIEW_PANEL = 256
+DEFAULT_OUTPUT_SIZE = 256  # smaller models are upsampled to this; larger ones keep their resolution
 """Preview panels are at least this big so keypoints stay visible with low-resolution models."""
 
 
@@ -64,6 +65,8 @@ class AnimateConfig:
     preview: bool = _opt(False, "Also write <output>.preview: source | driving | result side by side, "
                                 "keypoints drawn.")
     max_frames: Optional[int] = _opt(None, "Animate only the first N driving frames (quick tries).")
+    size: Optional[int] = _opt(None, "Output side in pixels (default: 256, or the model's resolution if larger); "
+                                     "the model runs at its own resolution.")
 
     def __post_init__(self) -> None:
         for name in ("source", "driving", "output"):
@@ -120,8 +123,10 @@ def images_to_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def tensor_to_images(batch: torch.Tensor) -> list[np.ndarray]:
-    """Bx3xHxW in [0, 1] -> list of HxWx3 uint8 (rounded, not truncated)."""
+def tensor_to_images(batch: torch.Tensor, size: Optional[int] = None) -> list[np.ndarray]:
+    """Bx3xHxW in [0, 1] -> list of HxWx3 uint8 (rounded, not truncated), optionally resized to size²."""
+    if size is not None and batch.shape[-1] != size:
+        batch = torch.nn.functional.interpolate(batch.float(), size=(size, size), mode="bicubic", align_corners=False)
     a = batch.detach().float().clamp(0, 1).mul(255.0).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return list(a)
 
@@ -265,7 +270,7 @@ def animate(config: AnimateConfig, progress: Optional[ProgressFn] = None, engine
     options = TransferOptions(mode=mode, adapt_scale=config.adapt_scale)
     if engine is None:
         engine = load_engine(config)
-    size = engine.size
+    size = config.size or max(engine.size, DEFAULT_OUTPUT_SIZE)
 
     # 2. Faces: the source crop, and one crop window for all driving frames.
     cropper = FaceCropper(config.crop, config.detector, device="cpu")
@@ -331,7 +336,7 @@ def _animate_batch(engine: Any, state: Any, crops: list[np.ndarray], options: An
     batch = images_to_tensor(crops)
     kp = engine.detect(batch)
     out = engine.animate(state, batch, options, kp_driving=kp)
-    return tensor_to_images(out.prediction), _kp_numpy(kp), _kp_numpy(out.kp_driving)
+    return tensor_to_images(out.prediction, crops[0].shape[0]), _kp_numpy(kp), _kp_numpy(out.kp_driving)
 
 
 def _find_best_frame(config: AnimateConfig, driving: DrivingSource, cropper: FaceCropper, source_image: np.ndarray,
