@@ -59,19 +59,25 @@ def save_checkpoint(path: str | Path, model: MRFA | Mapping[str, torch.Tensor], 
     return path
 
 
+def read_safetensors(path: str | Path, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Header metadata and tensors of a safetensors file; one-line errors naming ``what`` it should be."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        return header, load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable {what} ({str(e).splitlines()[0]})") from None
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read a scorr checkpoint without building the model."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable scorr checkpoint ({str(e).splitlines()[0]})") from None
+    header, state = read_safetensors(path, "scorr checkpoint")
     if header.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: not a scorr checkpoint (no '{FORMAT_NAME}' header); "
                               "import the authors' .pth files with `scorr weights import`")

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from scorr_cli.checkpoints.store import read_safetensors
 from scorr_cli.errors import CheckpointError, InputError
 from scorr_cli.fsutil import atomic_path
 
@@ -225,12 +225,7 @@ def save_training_state(path: str | Path, *, optimizer: torch.optim.Optimizer, s
 def load_training_state(path: str | Path) -> TrainingState:
     """Read a state file written by :func:`save_training_state` (safetensors + JSON; no pickle)."""
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable training state ({str(e).splitlines()[0]})") from None
+    header, tensors = read_safetensors(path, "training state")
     if header.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a scorr training state")
     if int(header.get("format_version", "0")) > STATE_VERSION:
