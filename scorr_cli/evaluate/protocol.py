@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from scorr_cli.errors import InputError, MissingWeightsError, ScorrError
+from scorr_cli.errors import InputError, ScorrError
 from scorr_cli.evaluate import metrics as M
 
 BASELINES = ("copy-source",)

@@ -21,7 +21,6 @@ from scorr_cli.faces.detectors import FaceDetector
 from scorr_cli.faces.geometry import CropTransform, Window, fit_window, warp_crop, window_transform
 from scorr_cli.faces.smoothing import max_jitter, smooth_windows
 from scorr_cli.faces.tracking import CutDetector, Tracker
-from scorr_cli.faces.types import Face
 
 Progress = Callable[[int, int], None]
 """Called as progress(done, total) in frames; the CLI drives a rich bar with it."""

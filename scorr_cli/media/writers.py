@@ -21,7 +21,7 @@ import numpy as np
 
 from scorr_cli.errors import InputError, ScorrError
 from scorr_cli.fsutil import atomic_path
-from scorr_cli.media._ffmpeg import BASE_ARGS, ffmpeg_exe, run_ffmpeg, summarize_stderr
+from scorr_cli.media._ffmpeg import ffmpeg_exe, run_ffmpeg, summarize_stderr
 from scorr_cli.media.frames import as_rgb_frame, pad_to_even
 from scorr_cli.media.rates import fps_arg, parse_fps
 from scorr_cli.media.sniff import require_file
