@@ -6,6 +6,7 @@ frames, so data loading is not measured. Prints a rich table and one JSON line.
 
     python benchmarks/bench_train.py [--preset vox] [--size 256] [--batch 2] [--steps 3] [--warmup 1]
                                      [--device auto] [--precision fp32|bf16] [--threads N]
+                                     [--perceptual vgg19|random|none]
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--perceptual", default="vgg19", choices=["vgg19", "random", "none"],
+                    help="vgg19 is timed with a random VGG-19 of identical cost; none: pixel + SSIM pyramid")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,8 +63,9 @@ def main() -> None:
     torch.manual_seed(0)
     model = MRFA(cfg.model).to(device).train()
     step_module = TrainingStep(model, cfg)
-    backend = "random" if cfg.loss.perceptual_backend == "vgg19" else cfg.loss.perceptual_backend
-    loss_cfg = type(cfg.loss)(**{**cfg.loss.__dict__, "perceptual_backend": backend})
+    backend = "random" if args.perceptual == "vgg19" else args.perceptual
+    extra = {"pixel": 10.0, "ssim": 10.0} if backend == "none" else {}
+    loss_cfg = type(cfg.loss)(**{**cfg.loss.__dict__, "perceptual_backend": backend, **extra})
     recon = ReconstructionLoss(loss_cfg, build_vgg19(None) if loss_cfg.uses_perceptual else None).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.schedule.lr, betas=cfg.schedule.betas)
     gen = torch.Generator().manual_seed(0)
