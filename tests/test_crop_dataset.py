@@ -47,3 +47,12 @@ def test_dataset_layout_and_resume(faces_media, tmp_path):
     assert lost.is_dir()
     assert sum(v.written for v in third.videos) == 1
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items() if lost not in (p, p.parent))
+
+
+def test_test_video_patterns_hold_out_whole_identities():
+    names = [f"idA_clip{i}.mp4" for i in range(5)] + [f"idB_clip{i}.mp4" for i in range(5)]
+    splits = {n: split_for(n, 0.0, ["idB_*"]) for n in names}
+    assert all(splits[n] == "test" for n in names if n.startswith("idB"))
+    assert all(splits[n] == "train" for n in names if n.startswith("idA"))
+    # Without patterns the hash split decides, and a fraction of 1 sends everything to test.
+    assert all(split_for(n, 1.0) == "test" for n in names)

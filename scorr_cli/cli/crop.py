@@ -31,6 +31,7 @@ def crop(
     face: str = typer.Option("all", "--face", help="Photos: 'all', 'largest' or a face number (0-based, left to right)."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Build a training set: every video under INPUT -> DATASET/train|test/<clip>/00000.png."),
     test_fraction: float = typer.Option(0.1, "--test-fraction", help="Dataset mode: share of source videos put in test/."),
+    test_videos: Optional[list[str]] = typer.Option(None, "--test-videos", help="Dataset mode: file-name glob of videos that always go to test/ (repeatable; hold out whole identities)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs (dataset mode: redo finished clips)."),
 ) -> None:
     """Crop faces from a video (one clip per face track, audio kept), a photo, or a folder (--dataset)."""
@@ -58,7 +59,7 @@ def crop(
             bar.console.log(f"cropping {path}")
 
         result = crop_path(input, output, cfg, detector=detector, weights_dir=weights_dir, device=device, face=face,
-                           dataset=dataset, test_fraction=test_fraction, force=force,
+                           dataset=dataset, test_fraction=test_fraction, test_videos=tuple(test_videos or ()), force=force,
                            callbacks=CropCallbacks(analyse=hook("finding faces"), render=hook("writing crops"),
                                                    on_file=on_file))
         if "videos" in tasks:

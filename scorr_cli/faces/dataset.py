@@ -7,12 +7,13 @@ and a per-video record in OUT/_manifests lets a rerun skip finished videos witho
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from scorr_cli.errors import InputError, NoFaceError
 from scorr_cli.faces.config import CropConfig
@@ -22,8 +23,11 @@ from scorr_cli.faces.video import analyse_video, render_clips
 MANIFEST_DIR = "_manifests"
 
 
-def split_for(name: str, test_fraction: float) -> str:
-    """'test' for a stable ``test_fraction`` of file names, else 'train' (sha1, not Python's salted hash)."""
+def split_for(name: str, test_fraction: float, test_patterns: Sequence[str] = ()) -> str:
+    """'test' for names matching ``test_patterns`` (globs: hold out whole identities), else for a stable
+    ``test_fraction`` of file names (sha1, not Python's salted hash), else 'train'."""
+    if any(fnmatch.fnmatch(name, p) for p in test_patterns):
+        return "test"
     h = int(hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "test" if h < test_fraction else "train"
 
@@ -60,7 +64,8 @@ class DatasetReport:
 
 def build_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike, detector: FaceDetector, cfg: CropConfig,
                   test_fraction: float = 0.1, force: bool = False,
-                  on_file: Optional[Callable[[Path, int, int], None]] = None) -> DatasetReport:
+                  on_file: Optional[Callable[[Path, int, int], None]] = None,
+                  test_patterns: Sequence[str] = ()) -> DatasetReport:
     """Crop every video under ``src_dir`` into PNG clip folders; videos without faces are reported, not fatal.
 
     ``force`` redoes finished clips. ``on_file(path, index, total)`` is called before each video.
@@ -79,7 +84,7 @@ def build_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike, detect
             on_file(video, k, len(videos))
         rel = video.relative_to(root)
         key = "__".join(rel.with_suffix("").parts)
-        split = split_for(video.name, test_fraction)
+        split = split_for(video.name, test_fraction, test_patterns)
         record = out / MANIFEST_DIR / f"{key}.json"
         if record.is_file() and not force:
             done = json.loads(record.read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from scorr_cli.errors import InputError
 from scorr_cli.faces.config import CropConfig
@@ -31,6 +31,7 @@ def default_output(src: Path) -> Path:
 def crop_path(input: str | os.PathLike, output: str | os.PathLike | None, cfg: CropConfig, *,
               detector: str = "auto", weights_dir: str | os.PathLike | None = None, device: str = "cpu",
               face: str = "all", dataset: str | os.PathLike | None = None, test_fraction: float = 0.1,
+              test_videos: Sequence[str] = (),
               force: bool = False, callbacks: Optional[CropCallbacks] = None
               ) -> VideoAnalysis | ImageCropResult | DatasetReport:
     """Crop a video, a photo or (``dataset``) a folder; returns what was done for the summary."""
@@ -43,7 +44,7 @@ def crop_path(input: str | os.PathLike, output: str | os.PathLike | None, cfg: C
         if not src.is_dir():
             raise InputError(f"{src}: --dataset needs a folder of videos")
         det = get_detector(detector, device, weights_dir, upsample=cfg.upsample, max_side=cfg.detect_max_side)
-        return build_dataset(src, dataset, det, cfg, test_fraction, force, cb.on_file)
+        return build_dataset(src, dataset, det, cfg, test_fraction, force, cb.on_file, test_videos)
     if src.is_dir():
         raise InputError(f"{src}: is a folder (use --dataset OUT to crop every video in it)")
     require_file(src)
