@@ -230,3 +230,28 @@ def test_config_round_trip_and_validation():
         ModelConfig.from_dict({"refiner": {"radius": 3}})
     with pytest.raises(ValueError, match="unknown prior"):
         ModelConfig(prior="raft")
+
+
+def test_correlation_levels_equal_pooling_the_full_volume():
+    """scorr correlates pooled driving features; the authors pool the full volume over driving axes."""
+    import torch.nn.functional as F
+
+    from scorr_cli.core.correlation import CorrelationLookup
+
+    g = torch.Generator().manual_seed(0)
+    b, c, s = 2, 8, 16
+    fd, fs = torch.randn(b, c, s, s, generator=g), torch.randn(b, c, s, s, generator=g)
+    full = torch.einsum("bci,bcj->bij", fs.flatten(2), fd.flatten(2)) / math.sqrt(c)  # b × src × drv
+    lookup = CorrelationLookup(fd, fs, levels=2, radius=2)
+    for pool in (1, 2, 4):
+        # Authors: (B·src)×1×s×s over driving positions, pooled, then driving positions moved to the batch.
+        vol = F.avg_pool2d(full.reshape(b * s * s, 1, s, s), pool, stride=pool)
+        sd = s // pool
+        ref = vol.view(b, s * s, sd * sd).transpose(1, 2).reshape(b * sd * sd, 1, s, s)
+        ours = lookup._source_pyramid(pool)
+        torch.testing.assert_close(ours[0], ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours[1], F.avg_pool2d(ref, 2, stride=2), atol=1e-5, rtol=1e-5)
+    # And the features a level samples have the documented layout.
+    flow = torch.zeros(b, 2, s // 2, s // 2)
+    assert lookup(flow).shape == (b, 2 * 25, s // 2, s // 2)
+    assert lookup(torch.zeros(b, 2, 2 * s, 2 * s)).shape == (b, 50, 2 * s, 2 * s)

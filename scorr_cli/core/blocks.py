@@ -21,7 +21,7 @@ class SameBlock2d(nn.Module):
         self.norm = nn.BatchNorm2d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(self.conv(x)))
+        return F.relu(self.norm(self.conv(x)), inplace=True)
 
 
 class DownBlock2d(nn.Module):
@@ -33,7 +33,7 @@ class DownBlock2d(nn.Module):
         self.norm = nn.BatchNorm2d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(F.relu(self.norm(self.conv(x))), 2)
+        return F.avg_pool2d(F.relu(self.norm(self.conv(x)), inplace=True), 2)
 
 
 class UpBlock2d(nn.Module):
@@ -45,7 +45,7 @@ class UpBlock2d(nn.Module):
         self.norm = nn.BatchNorm2d(out_features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(self.conv(F.interpolate(x, scale_factor=2.0))))
+        return F.relu(self.norm(self.conv(F.interpolate(x, scale_factor=2.0))), inplace=True)
 
 
 class ResBlock2d(nn.Module):
@@ -59,8 +59,8 @@ class ResBlock2d(nn.Module):
         self.norm2 = nn.BatchNorm2d(features, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(F.relu(self.norm1(x)))
-        out = self.conv2(F.relu(self.norm2(out)))
+        out = self.conv1(F.relu(self.norm1(x), inplace=True))
+        out = self.conv2(F.relu(self.norm2(out), inplace=True))
         return out + x
 
 
@@ -73,7 +73,7 @@ class ChannelBlock2d(nn.Module):
         self.conv1 = nn.Conv2d(in_features, in_features // 2, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv1(F.relu(self.norm1(x)))
+        return self.conv1(F.relu(self.norm1(x), inplace=True))
 
 
 class Encoder(nn.Module):

@@ -17,7 +17,7 @@ from torch import nn
 
 from scorr_cli.core.blocks import Hourglass
 from scorr_cli.core.config import ModelConfig
-from scorr_cli.core.correlation import CorrelationLookup, correlation_volume
+from scorr_cli.core.correlation import CorrelationLookup
 from scorr_cli.core.generator import OcclusionAwareGenerator
 from scorr_cli.core.geometry import (coords_grid, grid_sample_default, kp2gaussian, resize, resize_grid,
                                      warp_by_flow)
@@ -122,8 +122,8 @@ class RefinementNetwork(nn.Module):
         s = self.prior_size
         b = kp_driving.shape[0]
         deformation, occlusion = dense["deformation"], dense["occlusion"]
-        lookup = CorrelationLookup(correlation_volume(self.structure_driving(kp_driving), source.structure),
-                                   b, s, cfg.corr_levels, cfg.corr_radius)
+        lookup = CorrelationLookup(self.structure_driving(kp_driving), source.structure, cfg.corr_levels,
+                                   cfg.corr_radius)
         grid = coords_grid(b, s, s, deformation.dtype, deformation.device)
         prior_flow = (s - 1) * (deformation.permute(0, 3, 1, 2) + 1) / 2 - grid  # pixels at s²
 
