@@ -166,6 +166,10 @@ def test_engine_cached_batches_equal_plain_forward():
         opts = TransferOptions(mode=mode)
         state = engine.prepare(src)
         batched = engine.animate(state, drv, opts).prediction
+        whole = AnimationEngine(model, "cpu", render_chunk=None)  # one forward for the whole batch
+        out = whole.animate(whole.prepare(src), drv, opts)
+        torch.testing.assert_close(out.prediction, batched, atol=1e-5, rtol=0)
+        assert len(out.refiner.flows) == len(engine.animate(state, drv, opts).refiner.flows)
         # Plain per-frame forward without any caching, as the authors' demo does it.
         with torch.no_grad():
             kp_s = model.detect(src)

@@ -21,6 +21,24 @@ from scorr_cli.core.transfer import TransferOptions, movement_scale, transfer_ke
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def _concat_outputs(parts: list[FrameOutput]) -> FrameOutput:
+    """Join per-chunk outputs along the batch (every tensor in them is batch-first)."""
+    def cat(items):
+        first = items[0]
+        if isinstance(first, torch.Tensor):
+            return torch.cat(items)
+        if isinstance(first, dict):
+            return {k: cat([it[k] for it in items]) if first[k] is not None else None for k in first}
+        if isinstance(first, list):
+            return [cat(list(z)) for z in zip(*items)]
+        return first
+
+    ref = parts[0].refiner
+    refiner = type(ref)(**{f: cat([getattr(p.refiner, f) for p in parts]) for f in ref.__dataclass_fields__})
+    return FrameOutput(cat([p.prediction for p in parts]), refiner, cat([p.dense for p in parts]),
+                       cat([p.kp_driving for p in parts]))
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then CPU; an explicit device that is absent is an error."""
     if name == "auto":
@@ -57,13 +75,17 @@ class SourceState:
 
 
 class AnimationEngine:
-    def __init__(self, model: MRFA, device: str | torch.device = "cpu", precision: str = "fp32"):
+    def __init__(self, model: MRFA, device: str | torch.device = "cpu", precision: str = "fp32",
+                 render_chunk: int | None = None):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         if precision != "fp32" and self.device.type != "cuda":
             precision = "fp32"  # half precision is a CUDA option; CPU stays exact
         self.precision = precision
         self.model = model.to(self.device).eval()
         self.size = model.cfg.image_size
+        # Keypoints are detected for the whole batch at once, but on a CPU the refiner/generator run
+        # faster one frame at a time (their ~100 MB-per-frame working set then stays in cache).
+        self.render_chunk = render_chunk if render_chunk is not None else (1 if self.device.type == "cpu" else None)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return autocast_context(self.device, self.precision)
@@ -107,8 +129,12 @@ class AnimationEngine:
         if options.mode == "relative" and state.reference is None:
             self.set_reference(state, kp_driving)
         kp = transfer_keypoints(state.prepared.kp, kp_driving, state.reference, options, state.scale)
+        n = kp["kp"].shape[0]
+        chunk = self.render_chunk or n
         with self._autocast():
-            out = self.model.animate(state.prepared, kp)
+            parts = [self.model.animate(state.prepared, {k: v[i:i + chunk] for k, v in kp.items()})
+                     for i in range(0, n, chunk)]
+        out = parts[0] if len(parts) == 1 else _concat_outputs(parts)
         out.prediction = out.prediction.float().clamp_(0, 1)
         return out
 
