@@ -148,13 +148,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         """Build from a (possibly partial) dict; unknown keys are an error so typos surface."""
-        sub = {f.name: f.type for f in dataclasses.fields(cls)}
+        check_fields(cls, data, "model config key ")
         kwargs: dict[str, Any] = {}
         nested = {"mtia": MTIAConfig, "tpsm": TPSMConfig, "fomm": FOMMConfig,
                   "dense_motion": DenseMotionConfig, "generator": GeneratorConfig, "refiner": RefinerConfig}
         for key, value in data.items():
-            if key not in sub:
-                raise ValueError(f"unknown model config key {key!r}")
             if key in nested:
                 kwargs[key] = _sub_from_dict(nested[key], value, key)
             else:
@@ -162,13 +160,21 @@ class ModelConfig:
         return cls(**kwargs)
 
 
+def check_fields(cls: type, data: Any, what: str) -> None:
+    """Reject keys ``cls`` has no field for, so a typo in a config file fails with its name.
+
+    ``what`` prefixes the key in the message, e.g. ``"model config key refiner."``.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ValueError(f"unknown {what}{key!r}")
+
+
 def _sub_from_dict(cls: type, value: Any, prefix: str) -> Any:
     if isinstance(value, cls):
         return value
-    names = {f.name for f in dataclasses.fields(cls)}
-    for k in value:
-        if k not in names:
-            raise ValueError(f"unknown model config key {prefix}.{k!r}")
+    check_fields(cls, value, f"model config key {prefix}.")
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
     return cls(**kw)
 

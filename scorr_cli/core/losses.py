@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scorr_cli.core.config import check_fields
 from scorr_cli.core.transforms import RandomTransform, TransformConfig
 
 PerceptualBackend = Literal["vgg19", "random", "none"]
@@ -71,10 +72,7 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "LossConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown loss config key {unknown[0]!r}")
+        check_fields(cls, sorted(data), "loss config key ")
         return cls(**dict(data))
 
 

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import yaml
 
 from scorr_cli.core import config as model_config
-from scorr_cli.core.config import ModelConfig
+from scorr_cli.core.config import ModelConfig, check_fields
 from scorr_cli.core.losses import LossConfig
 from scorr_cli.errors import InputError
 from scorr_cli.train.data import DataConfig
@@ -136,10 +136,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown training config key {unknown[0]!r}")
+        check_fields(cls, sorted(data), "training config key ")
         kw: dict[str, Any] = {k: v for k, v in data.items() if k in ("preset", "data_name", "data_root")}
         if "model" in data:
             kw["model"] = data["model"] if isinstance(data["model"], ModelConfig) else ModelConfig.from_dict(data["model"])
@@ -160,10 +157,7 @@ class TrainConfig:
 def _section(cls: type, value: Mapping[str, Any], prefix: str) -> Any:
     if not isinstance(value, Mapping):
         raise ValueError(f"config section {prefix!r} must be a mapping")
-    names = {f.name for f in dataclasses.fields(cls)}
-    for k in value:
-        if k not in names:
-            raise ValueError(f"unknown training config key {prefix}.{k!r}")
+    check_fields(cls, value, f"training config key {prefix}.")
     return cls(**dict(value))
 
 
