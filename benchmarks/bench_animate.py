@@ -71,6 +71,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--corr-impl", default="auto", choices=("auto", "torch", "fused"),
+                    help="correlation lookup: fused Triton kernel on CUDA (auto) or the torch reference")
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -78,7 +80,7 @@ def main() -> None:
     device = None
     for prior in args.priors.split(","):
         cfg = preset(args.preset).replace(prior=prior)
-        engine = AnimationEngine(MRFA(cfg), args.device, args.precision)
+        engine = AnimationEngine(MRFA(cfg), args.device, args.precision, corr_impl=args.corr_impl)
         device = engine.device
         s = cfg.image_size
         state = engine.prepare(torch.rand(1, 3, s, s))

@@ -76,12 +76,14 @@ class SourceState:
 
 class AnimationEngine:
     def __init__(self, model: MRFA, device: str | torch.device = "cpu", precision: str = "fp32",
-                 render_chunk: int | None = None):
+                 render_chunk: int | None = None, corr_impl: str = "auto"):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         if precision != "fp32" and self.device.type != "cuda":
             precision = "fp32"  # half precision is a CUDA option; CPU stays exact
         self.precision = precision
         self.model = model.to(self.device).eval()
+        # auto: the fused Triton correlation lookup on CUDA when triton is installed, torch elsewhere.
+        self.model.decoder.corr_impl = corr_impl
         self.size = model.cfg.image_size
         # Keypoints are detected for the whole batch at once, but on a CPU the refiner/generator run
         # faster one frame at a time (their ~100 MB-per-frame working set then stays in cache).

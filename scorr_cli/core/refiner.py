@@ -66,6 +66,8 @@ class RefinementNetwork(nn.Module):
         self.num_kp = cfg.num_kp
         self.prior_size = cfg.prior_size
         self.level_sizes = cfg.level_sizes
+        # Runtime choice, not model config: auto | torch | fused (see core.correlation.CORR_IMPLS).
+        self.corr_impl = "auto"
         self.generator = OcclusionAwareGenerator(cfg.generator, cfg.num_channels)
         if r.prior_only:
             # Kept for checkpoint compatibility with the authors' prior-only models, but never used:
@@ -123,7 +125,7 @@ class RefinementNetwork(nn.Module):
         b = kp_driving.shape[0]
         deformation, occlusion = dense["deformation"], dense["occlusion"]
         lookup = CorrelationLookup(self.structure_driving(kp_driving), source.structure, cfg.corr_levels,
-                                   cfg.corr_radius)
+                                   cfg.corr_radius, self.corr_impl)
         grid = coords_grid(b, s, s, deformation.dtype, deformation.device)
         prior_flow = (s - 1) * (deformation.permute(0, 3, 1, 2) + 1) / 2 - grid  # pixels at s²
 
