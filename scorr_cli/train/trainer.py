@@ -162,6 +162,23 @@ def check_data_root(config: TrainConfig) -> Path:
     return root
 
 
+def shareable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The training config as published in a model checkpoint: local paths cut to their last part.
+
+    Checkpoints get shared; the folders of the machine that trained them are nobody's business (the
+    run folder's own config.yaml keeps the full paths for resuming).
+    """
+    out = dict(config)
+    if out.get("data_root"):
+        out["data_root"] = Path(out["data_root"]).name
+    run = dict(out.get("run", {}))
+    for key in ("out", "init", "vgg_weights"):
+        if run.get(key):
+            run[key] = Path(run[key]).name
+    out["run"] = run
+    return out
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, info: DistInfo, on_step: Callable[[StepInfo], None] | None = None,
                  show_progress: bool = True, resume: str | Path | None = None):
@@ -362,7 +379,7 @@ class Trainer:
             "wall_time_s": round(self.wall_time, 3), "device": str(self.device), "world_size": self.info.world_size,
             "precision": self.cfg.run.precision, "batch_size": self.cfg.schedule.batch_size,
             "data": self.cfg.data_name, "data_root_name": self.root.resolve().name, "eval_l1": self.last_eval,
-            "source": "scorr train", "train_config": self.cfg.to_dict(),
+            "source": "scorr train", "train_config": shareable_config(self.cfg.to_dict()),
         }
 
     def save(self) -> Path | None:
