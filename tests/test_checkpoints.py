@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -136,3 +137,32 @@ def test_weights_cli_import_and_list(tmp_path, weights_dir):
 def test_unknown_checkpoint_name(weights_dir):
     with pytest.raises(InputError, match="unknown checkpoint 'nosuch'"):
         resolve_checkpoint("nosuch")
+
+
+def test_weights_cli_export_half_without_local_paths(tmp_path):
+    model = MRFA(tiny()).eval()
+    meta = {"steps": 7, "train_config": {"data_root": str(tmp_path / "secret" / "faces256"),
+                                         "run": {"out": str(tmp_path / "runs" / "a"), "init": None}}}
+    src = save_checkpoint(tmp_path / "final.safetensors", model, metadata=meta)
+    dest = tmp_path / "shared.safetensors"
+    r = runner.invoke(app, ["weights", "export", str(src), str(dest), "--half"])
+    assert r.exit_code == 0, r.output
+    out = read_checkpoint(dest)
+    assert all(v.dtype == torch.float16 for v in out.state.values() if v.is_floating_point())
+    assert out.metadata["steps"] == 7 and out.metadata["storage_dtype"] == "float16"
+    assert out.metadata["train_config"]["data_root"] == "faces256"
+    assert out.metadata["train_config"]["run"]["out"] == "a"
+    from safetensors import safe_open
+    with safe_open(str(dest), "pt") as f:
+        assert str(tmp_path) not in json.dumps(f.metadata())
+    loaded, _ = load_checkpoint(dest)
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        if a.is_floating_point():
+            torch.testing.assert_close(b, a.half().float(), msg=k)
+    # Never overwrites without --force; a missing source is a one-line error.
+    before = dest.read_bytes()
+    r = runner.invoke(app, ["weights", "export", str(src), str(dest)])
+    assert r.exit_code != 0 and "--force" in r.output and dest.read_bytes() == before
+    r = runner.invoke(app, ["weights", "export", str(tmp_path / "nope.safetensors"), str(tmp_path / "x.safetensors")])
+    assert r.exit_code != 0 and "nope.safetensors" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "x.safetensors").exists()

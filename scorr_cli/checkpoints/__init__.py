@@ -5,14 +5,16 @@ model config (JSON), the preset name and free-form training info. Loading never 
 authors' pickled checkpoints are read with ``torch.load(weights_only=True)``, which refuses code.
 """
 
-from scorr_cli.checkpoints.store import (FORMAT_VERSION, Checkpoint, build_model, load_checkpoint,
-                                         read_checkpoint, save_checkpoint, validate_state_dict)
+from scorr_cli.checkpoints.store import (FORMAT_VERSION, Checkpoint, build_model, export_checkpoint,
+                                         load_checkpoint, publishable_metadata, read_checkpoint, save_checkpoint,
+                                         validate_state_dict)
 from scorr_cli.checkpoints.official import import_official, read_official
 from scorr_cli.checkpoints.registry import (DEFAULT_NAME, WeightsEntry, list_weights, resolve_checkpoint,
                                             user_weights_dir)
 
 __all__ = [
-    "FORMAT_VERSION", "Checkpoint", "build_model", "load_checkpoint", "read_checkpoint", "save_checkpoint",
+    "FORMAT_VERSION", "Checkpoint", "build_model", "export_checkpoint", "publishable_metadata", "load_checkpoint",
+    "read_checkpoint", "save_checkpoint",
     "validate_state_dict", "import_official", "read_official", "DEFAULT_NAME", "WeightsEntry", "list_weights",
     "resolve_checkpoint", "user_weights_dir",
 ]

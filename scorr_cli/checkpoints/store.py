@@ -29,6 +29,39 @@ class Checkpoint:
     path: Path | None = None
 
 
+def publishable_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata fit to share: local paths in ``train_config`` are cut to their last part.
+
+    Checkpoints travel; the folders of the machine that trained them are nobody's business.
+    """
+    out = dict(metadata)
+    config = out.get("train_config")
+    if isinstance(config, Mapping):
+        config = dict(config)
+        if config.get("data_root"):
+            config["data_root"] = Path(config["data_root"]).name
+        run = dict(config.get("run") or {})
+        for key in ("out", "init", "vgg_weights"):
+            if run.get(key):
+                run[key] = Path(run[key]).name
+        config["run"] = run
+        out["train_config"] = config
+    return out
+
+
+def export_checkpoint(src: str | Path, dest: str | Path, *, half: bool = False, force: bool = False) -> Path:
+    """Copy a checkpoint for publishing: optionally float16, metadata without local paths."""
+    ckpt = read_checkpoint(src)
+    dest = Path(dest)
+    if dest.exists() and not force:
+        from scorr_cli.errors import OutputExistsError
+        raise OutputExistsError(f"{dest}: already exists (use --force to replace)")
+    meta = publishable_metadata(ckpt.metadata)
+    if half:
+        meta["storage_dtype"] = "float16"
+    return save_checkpoint(dest, ckpt.state, ckpt.config, metadata=meta, dtype=torch.float16 if half else None)
+
+
 def save_checkpoint(path: str | Path, model: MRFA | Mapping[str, torch.Tensor], config: ModelConfig | None = None,
                     *, metadata: Mapping[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
     """Write weights atomically. ``dtype=torch.float16`` halves the file (floats only)."""

@@ -1,4 +1,4 @@
-"""``scorr weights``: list checkpoints and import the authors' released ones."""
+"""``scorr weights``: list checkpoints, import the authors' released ones, export your own."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scorr_cli.checkpoints import import_official, list_weights, read_checkpoint, user_weights_dir
+from scorr_cli.checkpoints import export_checkpoint, import_official, list_weights, read_checkpoint, user_weights_dir
 from scorr_cli.checkpoints.registry import SUFFIX
 from scorr_cli.cli.common import handle_errors
 
-app = typer.Typer(help="List and import model weights.", no_args_is_help=True)
+app = typer.Typer(help="List, import and export model weights.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -51,6 +51,19 @@ def import_cmd(
     ckpt = read_checkpoint(path)
     typer.echo(f"imported {checkpoint} as '{name}' ({ckpt.config.prior} prior"
                f"{', background predictor' if ckpt.config.background else ''}) -> {path}")
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    checkpoint: Path = typer.Argument(..., help="A scorr checkpoint, e.g. a run's final.safetensors."),
+    dest: Path = typer.Argument(..., help="File to write (.safetensors)."),
+    half: bool = typer.Option(False, "--half", help="Store floats as float16 (half the size; loads as float32)."),
+    force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
+) -> None:
+    """Copy a trained checkpoint for sharing: optional float16, no local paths in its metadata."""
+    path = export_checkpoint(checkpoint, dest, half=half, force=force)
+    typer.echo(f"exported {checkpoint} -> {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 def register(app_: typer.Typer) -> None:

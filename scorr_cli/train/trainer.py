@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
-from scorr_cli.checkpoints.store import read_checkpoint, save_checkpoint, validate_state_dict
+from scorr_cli.checkpoints.store import publishable_metadata, read_checkpoint, save_checkpoint, validate_state_dict
 from scorr_cli.core.losses import ReconstructionLoss, background_loss, equivariance_losses
 from scorr_cli.core.model import MRFA
 from scorr_cli.core.transforms import RandomTransform
@@ -160,23 +160,6 @@ def check_data_root(config: TrainConfig) -> Path:
     if not root.is_dir():
         raise InputError(f"dataset root {root} is not a folder (expected a folder with train/ and test/)")
     return root
-
-
-def shareable_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The training config as published in a model checkpoint: local paths cut to their last part.
-
-    Checkpoints get shared; the folders of the machine that trained them are nobody's business (the
-    run folder's own config.yaml keeps the full paths for resuming).
-    """
-    out = dict(config)
-    if out.get("data_root"):
-        out["data_root"] = Path(out["data_root"]).name
-    run = dict(out.get("run", {}))
-    for key in ("out", "init", "vgg_weights"):
-        if run.get(key):
-            run[key] = Path(run[key]).name
-    out["run"] = run
-    return out
 
 
 class Trainer:
@@ -373,14 +356,15 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ checkpoints
     def metadata(self) -> dict[str, Any]:
-        return {
+        """Model-checkpoint metadata: no local paths (the run's config.yaml keeps them for resuming)."""
+        return publishable_metadata({
             "preset": self.cfg.preset, "prior": self.cfg.model.prior, "perceptual": self.vgg_backend,
             "steps": self.step, "epoch": self.epoch, "samples_in_epoch": self.samples_in_epoch,
             "wall_time_s": round(self.wall_time, 3), "device": str(self.device), "world_size": self.info.world_size,
             "precision": self.cfg.run.precision, "batch_size": self.cfg.schedule.batch_size,
             "data": self.cfg.data_name, "data_root_name": self.root.resolve().name, "eval_l1": self.last_eval,
-            "source": "scorr train", "train_config": shareable_config(self.cfg.to_dict()),
-        }
+            "source": "scorr train", "train_config": self.cfg.to_dict(),
+        })
 
     def save(self) -> Path | None:
         """Rank 0 writes step-N (training state first, then the model), prunes to ``keep``."""
