@@ -283,8 +283,13 @@ def test_cli_trains_and_resumes(clip_root: Path, tmp_path: Path, one_thread):
     a, b = read_checkpoint(out / "final.safetensors"), read_checkpoint(tmp_path / "ft" / "final.safetensors")
     assert a.state.keys() == b.state.keys() and all(torch.equal(a.state[k], b.state[k]) for k in a.state)
     # Published metadata names folders, never the training machine's paths.
+    assert b.metadata["steps"] == 0 and b.metadata["steps_total"] == 2  # the init's training counts
     published = b.metadata["train_config"]
     assert published["data_root"] == clip_root.name and published["run"]["init"] == "final.safetensors"
     assert str(tmp_path) not in json.dumps(b.metadata)
+    # Resuming the fine-tuning run keeps counting on top of the init's steps.
+    r = _cli("--resume", str(tmp_path / "ft"), "--max-steps", "1", *common)
+    assert r.exit_code == 0, r.output
+    assert read_checkpoint(tmp_path / "ft" / "final.safetensors").metadata["steps_total"] == 3
     r = _cli("--resume", str(tmp_path / "nothing"), *common)
     assert r.exit_code == 2 and "no such file or folder" in r.output

@@ -205,6 +205,8 @@ class Trainer:
         self.model = MRFA(config.model)
         self.model.train()
         self.init_note = ""
+        # Training behind --init weights (followed through resumes): the published totals add it up.
+        self.lineage: dict[str, float] = {}
         if run.init and resume is None:
             self.init_note = self._init_weights(run.init)
         self.vgg_backend = config.loss.perceptual_backend
@@ -278,6 +280,10 @@ class Trainer:
         if not loaded:
             raise CheckpointError(f"--init {path}: no tensor matches this model configuration")
         self.model.load_state_dict({k: v.to(own[k].dtype) for k, v in loaded.items()}, strict=False)
+        meta = ckpt.metadata
+        if meta.get("steps") is not None:
+            self.lineage = {"steps": int(meta.get("steps_total", meta["steps"])),
+                            "wall_time_s": float(meta.get("wall_time_s_total", meta.get("wall_time_s", 0.0)))}
         return f"initialised {len(loaded)}/{len(own)} tensors from {path}"
 
     def _resume(self, target: str | Path) -> None:
@@ -290,6 +296,7 @@ class Trainer:
                                   f"(model.{diff}: {a.get(diff)!r} vs {b.get(diff)!r})")
         validate_state_dict(self.model, ckpt.state, str(mp))
         self.model.load_state_dict({k: v.to(self.device) for k, v in ckpt.state.items()}, strict=True)
+        self.lineage = dict(ckpt.metadata.get("init_from") or {})
         ts = st.load_training_state(sp)
         try:
             self.optimizer.load_state_dict(ts.optimizer)
@@ -364,7 +371,14 @@ class Trainer:
             "precision": self.cfg.run.precision, "batch_size": self.cfg.schedule.batch_size,
             "data": self.cfg.data_name, "data_root_name": self.root.resolve().name, "eval_l1": self.last_eval,
             "source": "scorr train", "train_config": self.cfg.to_dict(),
+            **self.lineage_metadata(),
         })
+
+    def lineage_metadata(self) -> dict[str, Any]:
+        if not self.lineage:
+            return {}
+        return {"init_from": self.lineage, "steps_total": int(self.lineage["steps"]) + self.step,
+                "wall_time_s_total": round(float(self.lineage["wall_time_s"]) + self.wall_time, 3)}
 
     def save(self) -> Path | None:
         """Rank 0 writes step-N (training state first, then the model), prunes to ``keep``."""
