@@ -87,8 +87,8 @@ def main() -> None:
                       "-" if row["peak_cuda_mib"] is None else f"{row['peak_cuda_mib']:.0f}")
     Console().print(table)
     if len(rows) == 2:
-        Console().print(f"speed-up fused/torch: {rows[0]['ms_per_frame_median'] / rows[1]['ms_per_frame_median']:.2f}x, "
-                        f"max |diff| {max_diff:.2e}")
+        speedup = rows[0]["ms_per_frame_median"] / rows[1]["ms_per_frame_median"]
+        Console().print(f"speed-up fused/torch: {speedup:.2f}x, max |diff| {max_diff:.2e}")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     print(json.dumps({"benchmark": "corr_lookup", "device": device_name, "batch": b, "rows": rows,
                       "max_abs_diff": max_diff}))

@@ -15,7 +15,7 @@ from scorr_cli import __version__
 from scorr_cli.core.config import ModelConfig
 from scorr_cli.core.model import MRFA
 from scorr_cli.errors import CheckpointError, InputError
-from scorr_cli.fsutil import atomic_path
+from scorr_cli.fsutil import atomic_path, check_output
 
 FORMAT_VERSION = 1
 FORMAT_NAME = "scorr-mrfa"
@@ -52,10 +52,7 @@ def publishable_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
 def export_checkpoint(src: str | Path, dest: str | Path, *, half: bool = False, force: bool = False) -> Path:
     """Copy a checkpoint for publishing: optionally float16, metadata without local paths."""
     ckpt = read_checkpoint(src)
-    dest = Path(dest)
-    if dest.exists() and not force:
-        from scorr_cli.errors import OutputExistsError
-        raise OutputExistsError(f"{dest}: already exists (use --force to replace)")
+    dest = check_output(dest, force)
     meta = publishable_metadata(ckpt.metadata)
     if half:
         meta["storage_dtype"] = "float16"

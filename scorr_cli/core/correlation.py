@@ -16,6 +16,7 @@ reference and the path everywhere else (``impl="torch"`` forces it).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -24,19 +25,20 @@ import torch.nn.functional as F
 from scorr_cli.core.geometry import coords_grid, pixel_sample, resize
 
 CORR_IMPLS: tuple[str, ...] = ("auto", "torch", "fused")
-_FUSED_STATE: dict[str, object] = {}
+
+
+@functools.cache
+def _fused_import_error() -> str | None:
+    """Why the Triton kernel cannot be imported (needs ``triton``), or None; checked once."""
+    try:
+        from scorr_cli.core.kernels import corr_triton  # noqa: F401
+    except Exception as exc:  # ImportError, or a triton that fails on this machine
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def fused_lookup_available() -> bool:
-    """Whether the Triton kernel can be imported (needs ``triton``; checked once)."""
-    if "ok" not in _FUSED_STATE:
-        try:
-            from scorr_cli.core.kernels import corr_triton  # noqa: F401
-            _FUSED_STATE["ok"] = True
-        except Exception as exc:  # ImportError, or a triton that fails on this machine
-            _FUSED_STATE["ok"] = False
-            _FUSED_STATE["why"] = f"{type(exc).__name__}: {exc}"
-    return bool(_FUSED_STATE["ok"])
+    return _fused_import_error() is None
 
 
 def use_fused_lookup(impl: str, f_driving: torch.Tensor, f_source: torch.Tensor) -> bool:
@@ -47,7 +49,7 @@ def use_fused_lookup(impl: str, f_driving: torch.Tensor, f_source: torch.Tensor)
         return False
     if impl == "fused":
         if not fused_lookup_available():
-            raise RuntimeError(f"the fused correlation lookup needs triton ({_FUSED_STATE.get('why')})")
+            raise RuntimeError(f"the fused correlation lookup needs triton ({_fused_import_error()})")
         return True
     needs_grad = torch.is_grad_enabled() and (f_driving.requires_grad or f_source.requires_grad)
     return f_source.is_cuda and not needs_grad and fused_lookup_available()
@@ -79,18 +81,23 @@ class CorrelationLookup:
         self.levels, self.radius = levels, radius
         self.fused = use_fused_lookup(impl, f_driving, f_source)
         self._pyramids: dict[int, list[torch.Tensor]] = {}
-        self._pooled_driving: dict[int, torch.Tensor] = {}
         self._source_levels: list[torch.Tensor] = []
 
     def _source_pyramid(self, pool: int) -> list[torch.Tensor]:
         """Volume for driving positions pooled by ``pool``, with its source-side pyramid."""
         if pool not in self._pyramids:
-            fd = self.f_driving if pool == 1 else F.avg_pool2d(self.f_driving, pool, stride=pool)
-            pyramid = [correlation_volume(fd, self.f_source)]
-            for _ in range(self.levels - 1):
-                pyramid.append(F.avg_pool2d(pyramid[-1], 2, stride=2))
-            self._pyramids[pool] = pyramid
+            self._pyramids[pool] = self._halvings(correlation_volume(self._driving(pool), self.f_source))
         return self._pyramids[pool]
+
+    def _driving(self, pool: int) -> torch.Tensor:
+        return self.f_driving if pool == 1 else F.avg_pool2d(self.f_driving, pool, stride=pool)
+
+    def _halvings(self, t: torch.Tensor) -> list[torch.Tensor]:
+        """``t`` and its ``levels - 1`` successive 2×2 average poolings."""
+        out = [t]
+        for _ in range(self.levels - 1):
+            out.append(F.avg_pool2d(out[-1], 2, stride=2))
+        return out
 
     def _fused_lookup(self, pool: int, coords: torch.Tensor) -> torch.Tensor:
         """The same windows as :meth:`sample` on :meth:`_source_pyramid`, without any volume."""
@@ -98,12 +105,8 @@ class CorrelationLookup:
 
         if not self._source_levels:
             # Pooling the volume over source positions == correlating with pooled source features.
-            self._source_levels = [self.f_source]
-            for _ in range(self.levels - 1):
-                self._source_levels.append(F.avg_pool2d(self._source_levels[-1], 2, stride=2))
-        if pool not in self._pooled_driving:
-            self._pooled_driving[pool] = self.f_driving if pool == 1 else F.avg_pool2d(self.f_driving, pool, stride=pool)
-        return corr_lookup(self._pooled_driving[pool], self._source_levels, coords, self.radius)
+            self._source_levels = self._halvings(self.f_source)
+        return corr_lookup(self._driving(pool), self._source_levels, coords, self.radius)
 
     def _lookup(self, pool: int, coords: torch.Tensor) -> torch.Tensor:
         if self.fused:

@@ -140,7 +140,9 @@ class RefinementNetwork(nn.Module):
                 flow = flow + flow_acc
                 logits = logits + occ_acc
             motion = self.corr_enc(flow, lookup(flow))
-            context = F.relu(self.to_context[i](warp_by_flow(feat, flow)), inplace=True) if cfg.warped_source_feature else None
+            context = None
+            if cfg.warped_source_feature:
+                context = F.relu(self.to_context[i](warp_by_flow(feat, flow)), inplace=True)
             delta_flow, delta_occ = self.refine(motion, context)
             if not cfg.flow_update:
                 delta_flow = torch.zeros_like(delta_flow)
