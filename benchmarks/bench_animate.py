@@ -3,6 +3,8 @@
 Also reports peak RSS, FLOPs per frame (torch profiler: convolutions and matmuls) and this
 machine's measured convolution throughput, so the table shows how close each run is to its FLOP
 floor. Random weights (speed does not depend on them). Prints a rich table and one JSON line.
+Runs with the allocator setting every ``scorr`` command uses (``scorr_cli.runtime``); ``--allocator
+system`` measures the C library's defaults instead.
 
     python benchmarks/bench_animate.py [--preset vox] [--priors mtia,tpsm,fomm] [--repeats 3]
 """
@@ -20,6 +22,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from scorr_cli import runtime
 from scorr_cli.core.config import preset
 from scorr_cli.core.engine import AnimationEngine
 from scorr_cli.core.model import MRFA
@@ -73,7 +76,10 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--corr-impl", default="auto", choices=("auto", "torch", "fused"),
                     help="correlation lookup: fused Triton kernel on CUDA (auto) or the torch reference")
+    ap.add_argument("--allocator", default="reuse", choices=runtime.ALLOCATOR_MODES,
+                    help="reuse: keep freed memory as every scorr command does; system: the C library's defaults")
     args = ap.parse_args()
+    allocator = runtime.use_allocator(args.allocator)
 
     torch.manual_seed(0)
     rows = []
@@ -93,7 +99,7 @@ def main() -> None:
     rate = conv_throughput(device)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     table = Table(title=f"scorr animate, preset {args.preset}, {device}, {args.precision}, "
-                        f"conv {rate:.0f} GFLOP/s, peak RSS {peak_rss_mb:.0f} MB")
+                        f"conv {rate:.0f} GFLOP/s, peak RSS {peak_rss_mb:.0f} MB, allocator {allocator}")
     for col in ("prior", "batch", "median ms/frame", "min", "max", "GFLOP/frame", "FLOP floor ms", "× floor"):
         table.add_column(col, justify="right")
     for r in rows:
@@ -103,7 +109,7 @@ def main() -> None:
                       f"{r['gflop_per_frame']:.1f}", f"{floor:.0f}", f"{r['x_floor']:.2f}")
     Console().print(table)
     print(json.dumps({"benchmark": "animate", "preset": args.preset, "device": str(device),
-                      "precision": args.precision, "threads": torch.get_num_threads(),
+                      "precision": args.precision, "allocator": allocator, "threads": torch.get_num_threads(),
                       "machine": platform.processor() or platform.machine(), "conv_gflops": rate,
                       "peak_rss_mb": peak_rss_mb, "rows": rows}))
 

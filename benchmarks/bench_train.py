@@ -6,7 +6,7 @@ frames, so data loading is not measured. Prints a rich table and one JSON line.
 
     python benchmarks/bench_train.py [--preset vox] [--size 256] [--batch 2] [--steps 3] [--warmup 1]
                                      [--device auto] [--precision fp32|bf16] [--threads N]
-                                     [--perceptual vgg19|random|none]
+                                     [--perceptual vgg19|random|none] [--allocator reuse|system]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from scorr_cli import runtime  # noqa: E402
 from scorr_cli.core.losses import ReconstructionLoss  # noqa: E402
 from scorr_cli.core.model import MRFA  # noqa: E402
 from scorr_cli.core.transforms import RandomTransform  # noqa: E402
@@ -53,7 +54,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--perceptual", default="vgg19", choices=["vgg19", "random", "none"],
                     help="vgg19 is timed with a random VGG-19 of identical cost; none: pixel + SSIM pyramid")
+    ap.add_argument("--allocator", default="reuse", choices=runtime.ALLOCATOR_MODES,
+                    help="reuse: keep freed memory as `scorr train` does; system: the C library's defaults")
     args = ap.parse_args()
+    allocator = runtime.use_allocator(args.allocator)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -105,14 +109,16 @@ def main() -> None:
         "benchmark": "train_step", "preset": args.preset, "prior": cfg.model.prior, "size": args.size,
         "batch": args.batch, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "threads": torch.get_num_threads(), "precision": args.precision, "perceptual": loss_cfg.perceptual_backend,
+        "threads": torch.get_num_threads(), "allocator": allocator, "precision": args.precision,
+        "perceptual": loss_cfg.perceptual_backend,
         "params_m": round(params / 1e6, 2), "steps": args.steps, "warmup": args.warmup,
         "s_per_step": round(mean, 4), "s_per_step_min": round(min(times), 4),
         "samples_per_s": round(args.batch / mean, 4),
         "peak_mem_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None,
         "torch": torch.__version__,
     }
-    table = Table(title=f"MRFA training step ({args.preset}, {args.size}², batch {args.batch}, {device})")
+    table = Table(title=f"MRFA training step ({args.preset}, {args.size}², batch {args.batch}, {device}, "
+                        f"allocator {allocator})")
     for col in ("s/step (mean)", "s/step (min)", "samples/s", "params", "threads", "peak GPU mem"):
         table.add_column(col, justify="right")
     table.add_row(f"{mean:.3f}", f"{min(times):.3f}", f"{args.batch / mean:.3f}", f"{params / 1e6:.1f} M",

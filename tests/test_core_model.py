@@ -259,3 +259,25 @@ def test_correlation_levels_equal_pooling_the_full_volume():
     flow = torch.zeros(b, 2, s // 2, s // 2)
     assert lookup(flow).shape == (b, 2 * 25, s // 2, s // 2)
     assert lookup(torch.zeros(b, 2, 2 * s, 2 * s)).shape == (b, 50, 2 * s, 2 * s)
+
+
+@pytest.mark.parametrize("kernel,out_channels,bias", [(3, 2, True), (3, 1, False), (7, 3, True)])
+def test_narrow_conv_equals_convolution_values_and_gradients(kernel, out_channels, bias):
+    from scorr_cli.core.blocks import NarrowConv2d
+
+    torch.manual_seed(0)
+    conv = NarrowConv2d(6, out_channels, kernel, bias=bias)
+    # Odd, non-square sizes and a channel-sliced (non-contiguous) batch, as the refine heads see it.
+    base = torch.randn(2, 9, 11, 13, dtype=torch.float64, requires_grad=True)
+    x = base[:, 1:7]
+    assert not x.is_contiguous()
+    conv = conv.double()
+    y = conv(x)
+    ref = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=kernel // 2)
+    assert y.shape == ref.shape == (2, out_channels, 11, 13)
+    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(y)
+    params = [base, conv.weight] + ([conv.bias] if bias else [])
+    grads, ref_grads = torch.autograd.grad(y, params, g), torch.autograd.grad(ref, params, g)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from scorr_cli import __version__
+from scorr_cli import __version__, runtime
 from scorr_cli.cli import common
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     common.STATE.debug = debug
+    runtime.keep_freed_memory()  # every command makes and frees large tensors per frame or step
 
 
 def _register() -> None:

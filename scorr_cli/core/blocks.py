@@ -12,6 +12,37 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class NarrowConv2d(nn.Conv2d):
+    """A stride-1 'same' convolution with few output channels (flow/occlusion/RGB heads).
+
+    oneDNN runs such layers at 10-40 GFLOP/s on a CPU, a tenth of its rate on wide ones. On the CPU
+    this computes them as one matmul giving all k²·C_out tap responses, then k² shifted adds:
+    same values up to float rounding, same parameters, 2-3x faster at 256² (bench: 3×3 128→2,
+    7×7 64→3). Other devices use the ordinary convolution.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        b, c, h, w = x.shape
+        o, k = self.out_channels, self.kernel_size[0]
+        p = k // 2
+        # contiguous(): for one output channel the reshape is a transposed view, and BLAS is 6x slower on it.
+        weight = self.weight.permute(2, 3, 0, 1).reshape(k * k * o, c).contiguous()
+        taps = torch.matmul(weight, x.reshape(b, c, h * w))
+        taps = taps.view(b, k, k, o, h, w)
+        out = x.new_zeros(b, o, h, w) if self.bias is None else self.bias.view(1, o, 1, 1).repeat(b, 1, h, w)
+        for i in range(k):  # output (y, x) gathers tap (i, j) of input (y + i - p, x + j - p)
+            y0, y1 = max(0, p - i), min(h, h + p - i)
+            for j in range(k):
+                x0, x1 = max(0, p - j), min(w, w + p - j)
+                out[:, :, y0:y1, x0:x1] += taps[:, i, j, :, y0 + i - p:y1 + i - p, x0 + j - p:x1 + j - p]
+        return out
+
+
 class SameBlock2d(nn.Module):
     """conv (same padding) -> BN -> ReLU."""
 

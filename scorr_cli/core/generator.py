@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scorr_cli.core.blocks import ChannelBlock2d, DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from scorr_cli.core.blocks import ChannelBlock2d, DownBlock2d, NarrowConv2d, ResBlock2d, SameBlock2d, UpBlock2d
 from scorr_cli.core.config import GeneratorConfig
 
 
@@ -21,7 +21,7 @@ class OcclusionAwareGenerator(nn.Module):
         self.up_blocks = nn.ModuleList(UpBlock2d(widths[j], widths[j + 1]) for j in range(n))
         self.resblock = nn.ModuleList(ResBlock2d(widths[j]) for j in range(n))
         self.channel_block = nn.ModuleList(ChannelBlock2d(2 * widths[j]) for j in range(n))
-        self.final = nn.Conv2d(e, num_channels, 7, padding=3)
+        self.final = NarrowConv2d(e, num_channels, 7)
         self.level_channels = tuple(widths)
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:

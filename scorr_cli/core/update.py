@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scorr_cli.core.blocks import NarrowConv2d
 from scorr_cli.core.config import RefinerConfig
 
 
@@ -44,9 +45,9 @@ class RefineHeads(nn.Module):
             self.convc1 = nn.Conv2d(cfg.context_dim, hidden, 3, padding=1)
             inp += hidden
         self.conv1 = nn.Conv2d(inp, hidden, 3, padding=1)
-        self.conv2 = nn.Conv2d(hidden, 2, 3, padding=1)
+        self.conv2 = NarrowConv2d(hidden, 2, 3)
         self.convo1 = nn.Conv2d(inp, hidden, 3, padding=1)
-        self.convo2 = nn.Conv2d(hidden, 1, 3, padding=1)
+        self.convo2 = NarrowConv2d(hidden, 1, 3)
 
     def forward(self, motion: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         x = motion
