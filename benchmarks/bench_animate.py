@@ -27,6 +27,8 @@ from scorr_cli.core.config import preset
 from scorr_cli.core.engine import AnimationEngine
 from scorr_cli.core.model import MRFA
 
+from _timing import time_calls  # noqa: E402 (benchmarks/ is the script's folder)
+
 
 def conv_throughput(device: torch.device, seconds: float = 3.0) -> float:
     """GFLOP/s of a generator-like 3×3 convolution (256→256 channels at 64², batch 4)."""
@@ -53,17 +55,8 @@ def frame_flops(engine: AnimationEngine, state, frame: torch.Tensor) -> float:
 
 
 def time_batch(engine: AnimationEngine, state, frames: torch.Tensor, repeats: int) -> list[float]:
-    engine.animate(state, frames)  # warm-up
-    per_frame = []
-    for _ in range(repeats):
-        if engine.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        engine.animate(state, frames)
-        if engine.device.type == "cuda":
-            torch.cuda.synchronize()
-        per_frame.append((time.perf_counter() - start) / len(frames) * 1000)
-    return per_frame
+    """ms per frame of animating ``frames`` in one call."""
+    return [t / len(frames) for t in time_calls(lambda: engine.animate(state, frames), engine.device, repeats)]
 
 
 def main() -> None:

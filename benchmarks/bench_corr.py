@@ -15,7 +15,6 @@ import argparse
 import json
 import platform
 import statistics
-import time
 
 import torch
 from rich.console import Console
@@ -25,24 +24,12 @@ from scorr_cli.core.config import preset
 from scorr_cli.core.correlation import CorrelationLookup, fused_lookup_available
 from scorr_cli.core.engine import resolve_device
 
+from _timing import time_calls  # noqa: E402 (benchmarks/ is the script's folder)
+
 
 def run_schedule(fd, fs, flows, levels, radius, impl):
     lookup = CorrelationLookup(fd, fs, levels, radius, impl)
     return [lookup(flow) for flow in flows]
-
-
-def timed(fn, device, repeats):
-    fn()  # warm-up (and Triton compilation)
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def main() -> None:
@@ -67,7 +54,7 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
-            times = timed(lambda: run_schedule(fd, fs, flows, r.corr_levels, r.corr_radius, impl), device,
+            times = time_calls(lambda: run_schedule(fd, fs, flows, r.corr_levels, r.corr_radius, impl), device,
                           args.repeats)
             outputs[impl] = run_schedule(fd, fs, flows, r.corr_levels, r.corr_radius, impl)
             peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
