@@ -11,6 +11,7 @@ the model's memory depends on the batch size only. ``--engine tiny|lite`` runs a
 that preset (use it on a GPU: on a CPU a 10 min clip takes hours).
 
     python benchmarks/bench_memory.py [--clip PATH] [--engine passthrough|tiny|lite] [--long-seconds 600]
+                                      [--allocator reuse|system]
 
 Prints a table and one JSON line; exits 1 when the peaks differ by more than 20 %.
 """
@@ -81,7 +82,10 @@ def _tree_rss_kib(pid: int) -> int:
 
 def child(args: argparse.Namespace) -> None:
     """One measured run (in its own process so peaks do not mix)."""
+    from scorr_cli import runtime
     from scorr_cli.pipeline.animate import AnimateConfig, animate
+
+    runtime.use_allocator(args.allocator)  # as `scorr animate` does unless --allocator system
 
     peak = {"tree": 0}
     stop = threading.Event()
@@ -131,6 +135,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--short-seconds", type=float, default=10.0)
     ap.add_argument("--long-seconds", type=float, default=600.0)
+    ap.add_argument("--allocator", default="reuse", choices=("reuse", "system"),
+                    help="reuse: keep freed memory as every scorr command does; system: the C library's defaults")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--driving", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--output", type=Path, help=argparse.SUPPRESS)
@@ -146,6 +152,7 @@ def main() -> int:
         for label, seconds in (("short", args.short_seconds), ("long", args.long_seconds)):
             driving = make_loop(args.clip, seconds, Path(tmp) / f"{label}.mp4")
             cmd = [sys.executable, __file__, "--child", "--engine", args.engine, "--device", args.device,
+                   "--allocator", args.allocator,
                    "--batch-size", str(args.batch_size), "--source", str(args.source), "--driving", str(driving),
                    "--output", str(Path(tmp) / f"{label}-out.mp4")]
             res = subprocess.run(cmd, capture_output=True, text=True)
@@ -162,7 +169,8 @@ def main() -> int:
               f"{r['tree_peak_mib']:>14.1f}")
     print(f"long/short peak: python {self_ratio:.3f}, tree {ratio:.3f} (limit 1 ± {TOLERANCE}) -> "
           f"{'OK' if ok else 'FAIL'}")
-    print(json.dumps({"benchmark": "animate_peak_rss", "engine": args.engine, "clip": args.clip.name,
+    print(json.dumps({"benchmark": "animate_peak_rss", "engine": args.engine, "allocator": args.allocator,
+                      "clip": args.clip.name,
                       "short": rows["short"], "long": rows["long"], "ratio_python": round(self_ratio, 3),
                       "ratio_tree": round(ratio, 3), "ok": ok}))
     return 0 if ok else 1
