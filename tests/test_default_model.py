@@ -52,9 +52,12 @@ def test_quickstart_face_follows_the_driving_motion(quickstart):
         print(f"{name}: driving range {np.ptp(motion_d[:, axis]):.3f}, output range "
               f"{np.ptp(motion_o[:, axis]):.3f}, correlation {r:.2f}")
     # The face moves with the driving head, sideways and up/down, by visible amounts (at 256²:
-    # 5% = 13 px). Roll is printed but not asserted: today's early checkpoint does not follow head
-    # tilt yet (its keypoints still sit close together; see weights/README.md).
+    # 5% = 13 px), and tilts with it. Today's early checkpoint tilts only ~40% as far as the driving
+    # head (its keypoints still sit close together; see weights/README.md), so roll asks for the
+    # direction and a few degrees (the 986-step release: 2.4°, correlation -0.35, fails here).
     assert np.corrcoef(motion_d[:, 0], motion_o[:, 0])[0, 1] > 0.9
     assert np.ptp(motion_o[:, 0]) > 0.05
     assert np.corrcoef(motion_d[:, 1], motion_o[:, 1])[0, 1] > 0.8
     assert np.ptp(motion_o[:, 1]) > 0.015
+    assert np.corrcoef(motion_d[:, 2], motion_o[:, 2])[0, 1] > 0.6
+    assert np.ptp(motion_o[:, 2]) > 4.0
