@@ -127,6 +127,8 @@ def make_loop(clip: Path, seconds: float, out: Path) -> Path:
 
 
 def main() -> int:
+    from scorr_cli import runtime
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="real driving clip to loop")
     ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
@@ -135,7 +137,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--short-seconds", type=float, default=10.0)
     ap.add_argument("--long-seconds", type=float, default=600.0)
-    ap.add_argument("--allocator", default="reuse", choices=("reuse", "system"),
+    ap.add_argument("--allocator", default="reuse", choices=runtime.ALLOCATOR_MODES,
                     help="reuse: keep freed memory as every scorr command does; system: the C library's defaults")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--driving", type=Path, help=argparse.SUPPRESS)

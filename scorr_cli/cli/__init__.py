@@ -14,6 +14,9 @@ from scorr_cli.cli import common
 app = typer.Typer(
     name="scorr",
     help="Animate a portrait with the motion of a talking-head video (MRFA).",
+    epilog=f"Environment: {runtime.ALLOCATOR_ENV}=system leaves the C library's memory allocator alone "
+           "(by default scorr keeps freed memory for reuse: faster on a CPU, ~15% more peak memory); "
+           "SCORR_DEBUG=1 is --debug.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
