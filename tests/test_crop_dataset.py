@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from scorr_cli.faces import CropConfig, get_detector
 from scorr_cli.faces.dataset import build_dataset, split_for
+from scorr_cli.faces.landmarks import LANDMARKS_FILE, load_clip_landmarks
 
 CLIPS = ["driving/vtoonify_529_2.mp4", "driving/vtoonify_7154235.mp4"]
 
@@ -33,6 +35,10 @@ def test_dataset_layout_and_resume(faces_media, tmp_path):
         pngs = sorted(f.glob("*.png"))
         assert pngs[0].name == "00000.png" and pngs[-1].name == f"{len(pngs) - 1:05d}.png"
         total += len(pngs)
+        # every crop frame has its 68 landmarks (training's landmark guidance), inside the crop
+        points = load_clip_landmarks(f, len(pngs))
+        assert points is not None and np.isfinite(points).mean() > 0.95
+        assert np.nanmin(points) > -5 and np.nanmax(points) < 133
     assert total == sum(v.frames for v in rep.videos)
     mtimes = {p: p.stat().st_mtime_ns for f in folders for p in [f, *f.iterdir()]}
 
@@ -47,6 +53,12 @@ def test_dataset_layout_and_resume(faces_media, tmp_path):
     assert lost.is_dir()
     assert sum(v.written for v in third.videos) == 1
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items() if lost not in (p, p.parent))
+
+    # a set built before landmarks were stored gets them on the next run; nothing else is redone
+    marks = folders[1] / LANDMARKS_FILE
+    marks.unlink()
+    fourth = build_dataset(src, out, det, cfg, test_fraction=0.5)
+    assert [v.status for v in fourth.videos] == ["skipped", "skipped"] and marks.is_file()
 
 
 def test_test_video_patterns_hold_out_whole_identities():

@@ -37,6 +37,11 @@ class LossConfig:
     equivariance_value: float = 10.0
     equivariance_jacobian: float = 10.0
     bg: float = 10.0
+    # Landmark guidance (not in the paper; 0 reproduces it): L1 from each keypoint to its landmark group's
+    # centre, so keypoints spread over the face from the first steps; decays linearly to 0 over
+    # ``landmarks_anneal_steps`` optimiser steps of the run (0: constant).
+    landmarks: float = 0.0
+    landmarks_anneal_steps: int = 0
     pixel: float = 0.0
     ssim: float = 0.0
     perceptual_backend: PerceptualBackend = "vgg19"
@@ -53,6 +58,8 @@ class LossConfig:
                              f"expected one of {', '.join(PERCEPTUAL_BACKENDS)}")
         if len(self.perceptual) != 5:
             raise ValueError(f"perceptual needs 5 layer weights (relu1_1..relu5_1), got {len(self.perceptual)}")
+        if self.landmarks < 0 or self.landmarks_anneal_steps < 0:
+            raise ValueError("landmarks and landmarks_anneal_steps must be >= 0")
         if not self.scales or any(not 0 < s <= 1 for s in self.scales):
             raise ValueError(f"pyramid scales must lie in (0, 1], got {self.scales}")
 
@@ -62,6 +69,12 @@ class LossConfig:
         if prior == "tpsm":
             changes.setdefault("equivariance_jacobian", 0.0)
         return cls(**changes)
+
+    def landmark_weight(self, step: int) -> float:
+        """The landmark-guidance weight at optimiser step ``step`` of the run (linear decay)."""
+        if not self.landmarks_anneal_steps:
+            return self.landmarks
+        return self.landmarks * max(0.0, 1.0 - step / self.landmarks_anneal_steps)
 
     @property
     def uses_perceptual(self) -> bool:
@@ -231,6 +244,17 @@ def equivariance_losses(detector: Detector, driving: torch.Tensor, kp_driving: M
     return out
 
 
+def landmark_guidance_loss(kp: torch.Tensor, targets: torch.Tensor, weight: float) -> torch.Tensor:
+    """``weight`` × mean |keypoint − target| over keypoints whose target is known.
+
+    ``kp`` and ``targets`` are B×K×2 in [-1, 1]; NaN targets (frames without a detected face) are
+    left out. A batch without any target gives a zero that still depends on ``kp`` (DDP sees the use).
+    """
+    valid = torch.isfinite(targets).all(-1)
+    diff = (kp.float() - torch.nan_to_num(targets.float())).abs().mean(-1)
+    return weight * (diff * valid).sum() / valid.sum().clamp(min=1)
+
+
 def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: float) -> torch.Tensor:
     """Cycle consistency of the background predictor: w · mean|I₃ − A(s,d)·A(d,s)| (B×3×3 each)."""
     eye = torch.eye(3, dtype=affine_sd.dtype, device=affine_sd.device)
@@ -239,4 +263,5 @@ def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: fl
 
 __all__ = ["LossConfig", "ImagePyramid", "ReconstructionLoss", "perceptual_pyramid_loss", "pixel_pyramid_loss",
            "ssim_pyramid_loss", "ssim", "gaussian_window", "equivariance_losses", "background_loss",
+           "landmark_guidance_loss",
            "PERCEPTUAL_BACKENDS"]

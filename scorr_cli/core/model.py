@@ -38,6 +38,7 @@ class FrameOutput:
     refiner: RefinerOutput
     dense: dict[str, torch.Tensor]
     kp_driving: dict[str, torch.Tensor]
+    kp_source: dict[str, torch.Tensor] | None = None  # set by the reconstruction forward (training losses)
 
 
 class MRFA(nn.Module):
@@ -89,4 +90,5 @@ class MRFA(nn.Module):
         bg = self.bg_predictor(source, driving) if (use_background and self.has_background) else None
         out = self.animate(prepared, kp_driving, bg, dropout_p, generator)
         out.dense["bg_affine"] = bg
+        out.kp_source = prepared.kp
         return out

@@ -1,5 +1,8 @@
 """Dataset mode: every video under a folder -> OUT/train|test/<clip>/00000.png (the layout ``scorr train`` reads).
 
+Each clip folder also gets ``landmarks.npy``: the 68 iBUG points of every crop frame, found by the same
+detector on the crops themselves (training's landmark guidance reads them; see faces/landmarks.py).
+
 Split is by source video (a hash of its file name), so no identity's footage leaks between train
 and test across runs or machines. Resumable: a clip folder appears only complete (temp + rename),
 and a per-video record in OUT/_manifests lets a rerun skip finished videos without decoding them.
@@ -17,7 +20,8 @@ from typing import Callable, Optional, Sequence
 
 from scorr_cli.errors import InputError, NoFaceError
 from scorr_cli.faces.config import CropConfig
-from scorr_cli.faces.detectors import FaceDetector
+from scorr_cli.faces.detectors import DlibDetector, FaceDetector
+from scorr_cli.faces.landmarks import annotate_clip_folder
 from scorr_cli.faces.video import analyse_video, render_clips
 
 MANIFEST_DIR = "_manifests"
@@ -62,6 +66,12 @@ class DatasetReport:
         return t
 
 
+def landmark_detector(detector: FaceDetector) -> FaceDetector:
+    """The detector that marks the crops: dlib without upsampling (a crop's face is far above HOG's
+    80-pixel minimum; 2.5x faster, points within 0.4 px on average), any other backend as given."""
+    return DlibDetector(upsample=0, max_side=None) if isinstance(detector, DlibDetector) else detector
+
+
 def build_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike, detector: FaceDetector, cfg: CropConfig,
                   test_fraction: float = 0.1, force: bool = False,
                   on_file: Optional[Callable[[Path, int, int], None]] = None,
@@ -78,6 +88,7 @@ def build_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike, detect
         raise InputError(f"{root}: no video files found")
     out = Path(out_dir)
     (out / MANIFEST_DIR).mkdir(parents=True, exist_ok=True)
+    marker = landmark_detector(detector)
     report = DatasetReport(out)
     for k, video in enumerate(videos):
         if on_file:
@@ -90,6 +101,8 @@ def build_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike, detect
             done = json.loads(record.read_text())
             folders = [out / c["split"] / c["name"] for c in done.get("clips", [])]
             if all(f.is_dir() for f in folders):
+                for f in folders:  # datasets built before landmarks were stored get them now
+                    annotate_clip_folder(f, marker)
                 report.videos.append(VideoReport(video, split, "skipped", len(folders),
                                                  sum(c["n_frames"] for c in done["clips"])))
                 continue
@@ -105,6 +118,8 @@ def build_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike, detect
         targets = {tid: out / split / n for tid, n in names.items()
                    if force or not (out / split / n).is_dir()}
         render_clips(analysis, targets, with_audio=False)
+        for tid, name in names.items():  # fresh crops get fresh points; kept folders keep theirs
+            annotate_clip_folder(out / split / name, marker, force=tid in targets)
         from scorr_cli.fsutil import atomic_write_text
 
         rec = {"source": str(video), "split": split, "fps": str(analysis.fps_exact), "cuts": analysis.cuts,

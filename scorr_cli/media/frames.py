@@ -1,8 +1,25 @@
-"""Frame checks shared by the writers: what a frame must look like, and even-size padding."""
+"""Frame checks shared by the writers (what a frame must look like, even-size padding) and the one
+rule for reading a folder of frames (which files, in which order)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
+
+FRAME_IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg"})
+
+
+def natural_key(name: str) -> list[object]:
+    """Sort key that puts ``2.png`` before ``10.png``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The PNG/JPEG frames of a frame folder in natural order; hidden files (temp files) left out."""
+    return sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in FRAME_IMAGE_EXTS
+                   and not p.name.startswith(".")), key=lambda p: natural_key(p.name))
 
 
 def as_rgb_frame(frame: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ seeded by (seed, epoch, index), so a resumed run sees exactly the samples it wou
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,11 @@ import torch
 from torch.utils.data import Dataset
 
 from scorr_cli.errors import InputError
+from scorr_cli.faces.landmarks import flip_normalised, load_clip_landmarks
+from scorr_cli.media.frames import FRAME_IMAGE_EXTS, frame_files, natural_key
 from scorr_cli.train import augment as aug
 
-IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg"})
+IMAGE_EXTS = FRAME_IMAGE_EXTS
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v"})
 _SEEK_GAP = 32  # decode forward instead of seeking when the next wanted frame is this close
 
@@ -60,10 +61,6 @@ def data_preset(name: str, **changes: object) -> DataConfig:
     if name not in DATA_PRESETS:
         raise ValueError(f"unknown data preset {name!r}; expected one of {', '.join(DATA_PRESETS)}")
     return DataConfig(**{**DATA_PRESETS[name], **changes})  # type: ignore[arg-type]
-
-
-def _natural_key(name: str) -> list[object]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -103,9 +100,9 @@ class Clip:
         self.is_video = path.is_file()
         self.frame_paths: tuple[Path, ...] = ()
         self._count: int | None = None
+        self._landmarks: np.ndarray | None | bool = False  # False: not looked up yet
         if not self.is_video:
-            files = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")]
-            self.frame_paths = tuple(sorted(files, key=lambda p: _natural_key(p.name)))
+            self.frame_paths = tuple(frame_files(path))
             self._count = len(self.frame_paths)
 
     @property
@@ -116,6 +113,13 @@ class Clip:
             cap.release()
             self._count = n if n > 0 else _decode_count(self.path)
         return self._count
+
+    @property
+    def landmarks(self) -> np.ndarray | None:
+        """(frames, 68, 2) crop-pixel landmarks stored by ``scorr crop --dataset``, or None."""
+        if self._landmarks is False:
+            self._landmarks = None if self.is_video else load_clip_landmarks(self.path, self.num_frames)
+        return self._landmarks  # type: ignore[return-value]
 
     def check(self) -> None:
         if self.num_frames < 2:
@@ -189,7 +193,7 @@ def _split_dir(root: str | Path, split: str) -> Path:
 def scan_clips(root: str | Path, split: str = "train") -> list[Clip]:
     """Clips of ``<root>/<split>`` sorted by name: sub-folders and files with a video extension."""
     sub = _split_dir(root, split)
-    clips = [Clip(p) for p in sorted(sub.iterdir(), key=lambda p: _natural_key(p.name))
+    clips = [Clip(p) for p in sorted(sub.iterdir(), key=lambda p: natural_key(p.name))
              if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in VIDEO_EXTS)]
     if not clips:
         raise InputError(f"{sub} holds no clips (folders of PNG/JPEG frames or video files "
@@ -221,7 +225,7 @@ class FramesDataset(Dataset):
     """Pairs of frames from the ``train`` split, ``num_repeats`` × (identities or clips) items.
 
     Items: ``source``, ``driving`` (3×S×S float in [0, 1]), ``name`` (clip), ``frame_indices``
-    (source, driving after a time flip). Randomness is a pure function of (seed, epoch, index): call
+    (source, driving after a time flip), ``landmarks`` (2×68×2 in [-1, 1], NaN where the clip has none). Randomness is a pure function of (seed, epoch, index): call
     :meth:`set_epoch` before each epoch (fresh, non-persistent loader workers pick it up), or index with
     ``(epoch, index)`` tuples from a custom sampler.
     """
@@ -267,13 +271,26 @@ class FramesDataset(Dataset):
         clip = group[int(rng.integers(len(group)))] if len(group) > 1 else group[0]
         clip.check()
         idx = sorted(int(i) for i in rng.choice(clip.num_frames, size=2, replace=True))
-        frames = [resize_frame(f, self.config.frame_size) for f in clip.read(idx)]
+        raw = clip.read(idx)
+        frames = [resize_frame(f, self.config.frame_size) for f in raw]
         params = aug.sample_params(self.config.augment, rng)
         frames = aug.apply(frames, params)
         if params.time_flip:
             idx = idx[::-1]
+        points = item_landmarks(clip, idx, raw[0].shape[:2], params.horizontal_flip)
         return {"source": to_tensor(frames[0]), "driving": to_tensor(frames[1]), "name": clip.name,
-                "frame_indices": torch.tensor(idx)}
+                "frame_indices": torch.tensor(idx), "landmarks": torch.from_numpy(points)}
+
+
+def item_landmarks(clip: Clip, indices: Sequence[int], frame_hw: tuple[int, int], hflip: bool) -> np.ndarray:
+    """(2, 68, 2) landmarks of the item's source and driving frames in [-1, 1] (after the item's flip),
+    NaN when the clip has none: every item has the key, so batches of mixed clips collate."""
+    stored = clip.landmarks
+    if stored is None:
+        return np.full((2, 68, 2), np.nan, dtype=np.float32)
+    h, w = frame_hw
+    points = stored[list(indices)] * np.array([2.0 / (w - 1), 2.0 / (h - 1)], dtype=np.float32) - 1.0
+    return (flip_normalised(points) if hflip else points).astype(np.float32)
 
 
 @dataclass

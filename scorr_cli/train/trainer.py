@@ -33,11 +33,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
 from scorr_cli.checkpoints.store import publishable_metadata, read_checkpoint, save_checkpoint, validate_state_dict
-from scorr_cli.core.losses import ReconstructionLoss, background_loss, equivariance_losses
+from scorr_cli.core.losses import ReconstructionLoss, background_loss, equivariance_losses, landmark_guidance_loss
 from scorr_cli.core.model import MRFA
 from scorr_cli.core.transforms import RandomTransform
 from scorr_cli.core.vgg import build_vgg19, load_vgg19_weights
 from scorr_cli.errors import CheckpointError, InputError, OutputExistsError
+from scorr_cli.faces import landmarks as landmarks68
 from scorr_cli.fsutil import atomic_write_text
 from scorr_cli.train import state as st
 from scorr_cli.train.config import DATA_NAMES, TrainConfig
@@ -99,11 +100,16 @@ class TrainingStep(nn.Module):
         self.loss_cfg = config.loss
 
     def forward(self, source: torch.Tensor, driving: torch.Tensor, transform: RandomTransform | None,
-                use_background: bool, dropout_p: float | None, generator: torch.Generator | None
-                ) -> dict[str, Any]:
+                use_background: bool, dropout_p: float | None, generator: torch.Generator | None,
+                landmark_targets: torch.Tensor | None = None, landmark_weight: float = 0.0) -> dict[str, Any]:
         lc = self.loss_cfg
         out = self.model(source, driving, use_background=use_background, dropout_p=dropout_p, generator=generator)
         losses: dict[str, torch.Tensor] = {}
+        if landmark_targets is not None and landmark_weight > 0:
+            # targets: B×2×K×2, (source, driving) group centres
+            kp = torch.stack([self.model.refiner_kp(out.kp_source["kp"]), self.model.refiner_kp(out.kp_driving["kp"])], 1)
+            losses["landmarks"] = landmark_guidance_loss(kp.flatten(0, 1), landmark_targets.flatten(0, 1),
+                                                         landmark_weight)
         if transform is not None:
             losses.update(equivariance_losses(self.model.encoder, driving, out.kp_driving, lc.equivariance_value,
                                               lc.equivariance_jacobian, transform))
@@ -211,6 +217,7 @@ class Trainer:
             self.init_note = self._init_weights(run.init)
         self.vgg_backend = config.loss.perceptual_backend
         lc = config.loss
+        self.landmark_groups = self._check_landmark_guidance()
         if not lc.uses_perceptual and not lc.pixel and not lc.ssim:
             raise InputError("no reconstruction loss: enable the perceptual term (--perceptual vgg19|random) "
                              "or set loss.pixel / loss.ssim")
@@ -269,6 +276,21 @@ class Trainer:
 
         self.autocast_dtype = torch.bfloat16 if run.precision == "bf16" else None
         self.eval_frames = self._load_eval_frames() if info.is_main else []
+
+    def _check_landmark_guidance(self) -> torch.Tensor:
+        """The (groups × 68) averaging matrix; refuses guidance the model or the data cannot take."""
+        groups = torch.from_numpy(landmarks68.group_matrix())
+        if self.cfg.loss.landmarks <= 0:
+            return groups
+        if self.cfg.model.num_kp != groups.shape[0]:
+            raise InputError(f"landmark guidance pulls {groups.shape[0]} keypoints toward the landmark groups "
+                             f"({', '.join(landmarks68.GROUP_NAMES)}); this model has num_kp {self.cfg.model.num_kp} "
+                             "(set loss.landmarks: 0)")
+        if not any(c.landmarks is not None for c in self.dataset.clips):
+            raise InputError(f"landmark guidance needs {landmarks68.LANDMARKS_FILE} in the clip folders of "
+                             f"{self.root}/train: build the set with 'scorr crop --dataset' (re-running it on a "
+                             "finished set adds them), or set loss.landmarks: 0")
+        return groups
 
     # ------------------------------------------------------------------------------ init / resume
     def _init_weights(self, path: str) -> str:
@@ -374,6 +396,16 @@ class Trainer:
             **self.lineage_metadata(),
         })
 
+    def saved_config(self) -> TrainConfig:
+        """The configuration as ``config.yaml`` keeps it: file paths made absolute, so ``--resume RUN``
+        works from any working folder (the data root was relative to where the run started)."""
+        saved = self.cfg.replace(data_root=str(self.root.resolve()))
+        for key in ("vgg_weights", "init"):
+            value = getattr(saved.run, key)
+            if value and Path(value).expanduser().exists():
+                setattr(saved.run, key, str(Path(value).expanduser().resolve()))
+        return saved
+
     def lineage_metadata(self) -> dict[str, Any]:
         if not self.lineage:
             return {}
@@ -420,10 +452,14 @@ class Trainer:
             gen = torch.Generator(device=self.device).manual_seed(
                 _seed_for(cfg.run.seed, self.info.rank, self.step, micro, 1))
         use_bg = self.model.has_background and self.epoch >= cfg.schedule.bg_start
+        lm_weight = lc.landmark_weight(self.step)
+        lm_targets = None
+        if lm_weight > 0:
+            lm_targets = torch.einsum("gk,bskc->bsgc", self.landmark_groups, batch["landmarks"].float()).to(self.device)
         ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
         with ctx:
             with self._autocast():
-                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen)
+                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weight)
                 losses = dict(self.recon(out["prediction"], driving))
             losses.update(out["losses"])
             total = sum(v.float().mean() for v in losses.values())
@@ -463,12 +499,16 @@ class Trainer:
         metrics = tb = None
         if info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.out / "config.yaml", cfg.to_yaml())
-            metrics = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if self.resumed_from else None)
+            atomic_write_text(self.out / "config.yaml", self.saved_config().to_yaml())
+            # a fresh start drops what an earlier run killed before its first checkpoint logged
+            metrics = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if self.resumed_from else 0)
             tb = TensorBoard(self.out / "tensorboard")
         display = ProgressDisplay(total, self.step, enabled=self.show_progress)
         if self.init_note:
             display.print(self.init_note)
+        if run.precision == "bf16" and self.device.type == "cpu":
+            display.print("note: bf16 autocast on a CPU runs about 15x slower than fp32 here (no bf16 matrix units); "
+                          "it is meant for CUDA GPUs")
         if self.resumed_from is not None:
             display.print(f"resumed from {self.resumed_from} (epoch {self.epoch}, step {self.step})")
         display.print(f"training {cfg.preset}/{cfg.model.prior} on {self.root} ({len(self.dataset)} items/epoch, "

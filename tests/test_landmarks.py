@@ -1,0 +1,177 @@
+"""Landmark guidance end to end: the 68-point scheme, landmarks stored with a dataset, flipped with its
+frames, turned into keypoint targets and a loss that pulls keypoints toward them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from scorr_cli.faces import landmarks as lm68
+from scorr_cli.faces.detectors import DlibDetector
+from scorr_cli.media import iter_video_frames, read_image, write_image
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def detector() -> DlibDetector:
+    return DlibDetector(upsample=0, max_side=None)
+
+
+def _points(detector, image) -> np.ndarray:
+    faces = detector.detect(np.ascontiguousarray(image))
+    assert faces, "no face found"
+    return max(faces, key=lambda f: f.area).landmarks68
+
+
+def test_mirror_map_is_an_involution_that_swaps_sides():
+    m = lm68.MIRROR_68
+    assert sorted(m.tolist()) == list(range(68)) and (m[m] == np.arange(68)).all()
+    groups = dict(lm68.KEYPOINT_GROUPS)
+    for left, right in (("eye_left", "eye_right"), ("brow_left", "brow_right"), ("jaw_left", "jaw_right")):
+        assert sorted(m[list(groups[left])].tolist()) == sorted(groups[right])
+    for centre in ("nose", "lip_upper", "lip_lower", "chin"):
+        assert sorted(m[list(groups[centre])].tolist()) == sorted(groups[centre])
+
+
+def test_flip_matches_landmarks_detected_on_the_mirrored_photo(detector):
+    """The mirror map is right only if it predicts what a detector finds on the flipped image."""
+    image = read_image(EXAMPLES / "source.png")
+    size = image.shape[1]
+    found = lm68.to_normalised(_points(detector, image), size)
+    found_on_flipped = lm68.to_normalised(_points(detector, image[:, ::-1]), size)
+    predicted = lm68.flip_normalised(found)
+    err_px = np.abs(predicted - found_on_flipped).mean() * (size - 1) / 2
+    assert err_px < 2.0, err_px
+    # without the index permutation the eyes would be swapped: tens of pixels off
+    naive = found.copy()
+    naive[:, 0] *= -1
+    assert np.abs(naive - found_on_flipped).mean() * (size - 1) / 2 > 10
+
+
+def test_group_matrix_gives_group_centres():
+    pts = np.random.default_rng(0).normal(size=(68, 2)).astype(np.float32)
+    centres = lm68.group_matrix() @ pts
+    for g, (_, idx) in enumerate(lm68.KEYPOINT_GROUPS):
+        np.testing.assert_allclose(centres[g], pts[list(idx)].mean(0), atol=1e-6)
+
+
+def test_measurements_respond_to_an_open_mouth_and_closed_eyes(detector):
+    pts = _points(detector, read_image(EXAMPLES / "source.png")).astype(np.float64)
+    opened = pts.copy()
+    opened[[65, 66, 67, 55, 56, 57, 58, 59], 1] += 0.1 * lm68.interocular(pts)  # lower lip down
+    assert lm68.mouth_opening(opened) == pytest.approx(lm68.mouth_opening(pts) + 0.1, abs=0.005)
+    closed = pts.copy()
+    closed[[37, 38, 43, 44], 1] = closed[[41, 40, 47, 46], 1]  # upper lids onto lower lids
+    assert lm68.eye_opening(closed) < 0.3 * lm68.eye_opening(pts)
+
+
+@pytest.fixture(scope="module")
+def clip_dataset(tmp_path_factory, detector) -> Path:
+    """train/<clip>/ with 12 frames of the example driving clip, annotated as `crop --dataset` does."""
+    root = tmp_path_factory.mktemp("lmds")
+    clip = root / "train" / "example"
+    clip.mkdir(parents=True)
+    for i, frame in enumerate(iter_video_frames(EXAMPLES / "driving.mp4", stop=12)):
+        write_image(clip / f"{i:05d}.png", frame)
+    assert lm68.annotate_clip_folder(clip, detector) == clip / lm68.LANDMARKS_FILE
+    assert lm68.annotate_clip_folder(clip, detector) is None  # present: kept
+    return root
+
+
+def test_annotated_clip_has_a_face_in_every_frame(clip_dataset):
+    points = lm68.load_clip_landmarks(clip_dataset / "train" / "example", 12)
+    assert points is not None and points.shape == (12, 68, 2) and np.isfinite(points).all()
+    assert lm68.load_clip_landmarks(clip_dataset / "train" / "example", 13) is None  # frames changed: stale
+
+
+@pytest.mark.parametrize("hflip", [0.0, 1.0])
+def test_dataset_item_landmarks_sit_on_the_item_face(clip_dataset, detector, hflip):
+    """The item's (flipped) landmarks agree with a fresh detection on the item's (flipped) frames."""
+    from scorr_cli.train.augment import AugmentConfig
+    from scorr_cli.train.data import DataConfig, FramesDataset
+
+    aug = AugmentConfig(time_flip=0.5, horizontal_flip=hflip, brightness=0, contrast=0, saturation=0, hue=0)
+    ds = FramesDataset(clip_dataset, DataConfig(num_repeats=4, augment=aug))
+    for index in range(2):
+        item = ds[index]
+        assert item["landmarks"].shape == (2, 68, 2)
+        for k, key in enumerate(("source", "driving")):
+            frame = (item[key].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            seen = lm68.to_normalised(_points(detector, frame), frame.shape[1])
+            err_px = np.abs(item["landmarks"][k].numpy() - seen).mean() * (frame.shape[1] - 1) / 2
+            assert err_px < 2.0, (hflip, index, key, err_px)
+
+
+def test_clip_without_landmarks_gives_nan_targets(tmp_path):
+    from scorr_cli.train.data import FramesDataset
+
+    clip = tmp_path / "train" / "plain"
+    clip.mkdir(parents=True)
+    for i in range(3):
+        write_image(clip / f"{i}.png", np.full((32, 32, 3), 100 + i, np.uint8))
+    item = FramesDataset(tmp_path)[0]
+    assert torch.isnan(item["landmarks"]).all()
+
+
+def test_guidance_loss_pulls_keypoints_to_known_targets_only():
+    from scorr_cli.core.losses import LossConfig, landmark_guidance_loss
+
+    targets = torch.tensor([[[0.5, -0.5], [float("nan"), float("nan")]]])
+    kp = torch.zeros(1, 2, 2, requires_grad=True)
+    loss = landmark_guidance_loss(kp, targets, 10.0)
+    assert loss.item() == pytest.approx(10 * 0.5)  # the NaN target is left out of sum and count
+    loss.backward()
+    assert kp.grad[0, 0, 0] < 0 and kp.grad[0, 0, 1] > 0  # descent moves toward (0.5, -0.5)
+    assert (kp.grad[0, 1] == 0).all()
+    none = landmark_guidance_loss(kp, torch.full((1, 2, 2), float("nan")), 10.0)
+    assert none.item() == 0 and none.requires_grad
+    cfg = LossConfig(landmarks=10, landmarks_anneal_steps=100)
+    assert [cfg.landmark_weight(s) for s in (0, 50, 100, 200)] == [10, 5, 0, 0]
+    assert LossConfig(landmarks=3).landmark_weight(10**6) == 3
+    with pytest.raises(ValueError):
+        LossConfig(landmarks=-1)
+
+
+def _guided_config(root: Path, out: Path, **loss: object):
+    from scorr_cli.train.config import resolve_config
+
+    return resolve_config(str(root), preset="tiny", overrides={
+        "run": {"out": str(out), "log_every": 1, "sample_every": 0, "checkpoint_every": 0, "eval_clips": 0,
+                "threads": 1, "num_workers": 0},
+        "schedule": {"batch_size": 2, "max_steps": 12, "lr": 2e-3},
+        "data": {"num_repeats": 24},
+        "loss": {"perceptual_backend": "none", "pixel": 1e-3, "equivariance_value": 0,
+                 "equivariance_jacobian": 0, **loss},
+    })
+
+
+def test_training_pulls_keypoints_toward_the_landmark_groups(clip_dataset, tmp_path):
+    from scorr_cli.train.trainer import train
+
+    result = train(_guided_config(clip_dataset, tmp_path / "run", landmarks=10.0), show_progress=False)
+    curve = [h["landmarks"] for h in result.history]
+    assert len(curve) == 12
+    assert np.mean(curve[-3:]) < 0.6 * np.mean(curve[:3]), curve  # keypoints move to their groups
+    plain = train(_guided_config(clip_dataset, tmp_path / "plain"), show_progress=False)
+    assert "landmarks" not in plain.history[0]  # weight 0: the paper's losses only
+
+
+def test_guidance_refuses_data_without_landmarks_and_other_keypoint_counts(clip_dataset, tmp_path):
+    import shutil
+
+    from scorr_cli.errors import InputError
+    from scorr_cli.train.trainer import train
+
+    cfg = _guided_config(clip_dataset, tmp_path / "k8", landmarks=1.0)
+    cfg.model.num_kp = 8
+    with pytest.raises(InputError, match="num_kp 8"):
+        train(cfg, show_progress=False)
+    bare = tmp_path / "bare"
+    shutil.copytree(clip_dataset, bare)
+    (bare / "train" / "example" / lm68.LANDMARKS_FILE).unlink()
+    with pytest.raises(InputError, match="scorr crop --dataset"):
+        train(_guided_config(bare, tmp_path / "r2", landmarks=1.0), show_progress=False)
