@@ -19,6 +19,7 @@ from scorr_cli.errors import InputError
 runner = CliRunner()
 CLIP = "driving/dreamtalk_M030_front_neutral_level1_001.mp4"  # 256², 25 fps, one frontal face
 CLIP2 = "driving/dreamtalk_W011_front_neutral_level1_001.mp4"  # another identity
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 # ---- metrics vs independent formulas ------------------------------------------------------------
@@ -188,12 +189,78 @@ def test_cli_compares_checkpoint_and_baseline_and_writes_csv_json(dataset, tiny_
     assert res.exit_code == 3  # refuses to overwrite without --force
 
 
-def test_cross_identity_skips_ard_auh_with_reasons(dataset):
-    r = evaluate(EvalConfig(data=dataset, baselines=["copy-source"], cross=True, max_frames=2, akd=False))
+def test_cross_identity_copy_source_follows_nothing(dataset):
+    r = evaluate(EvalConfig(data=dataset, baselines=["copy-source"], cross=True, max_frames=6, akd=False))
     assert {c.driving for c in r.clips} == {"mead_M030#neutral", "mead_W011#neutral"}
     assert all(c.clip != c.driving for c in r.clips)
-    assert "head-pose" in r.skipped["ard"] and "action-unit" in r.skipped["auh"]
-    assert r.summary["copy-source"]["aed"] == pytest.approx(0.0, abs=1e-9)  # the source itself
+    assert "action-unit" in r.skipped["auh"] and "ard" not in r.skipped
+    s = r.summary["copy-source"]
+    assert s["aed"] == pytest.approx(0.0, abs=1e-9)  # the source itself
+    for sig in ("mouth", "eyes", "yaw", "pitch", "roll"):  # a still face follows nothing
+        assert s[f"{sig}_corr"] == 0.0 and s[f"{sig}_amp"] == pytest.approx(0.0, abs=1e-9), sig
+    assert 0 < s["ard"] < 45  # two frontal talkers: a few degrees apart
+
+
+def test_cross_identity_from_photos_with_a_following_method(dataset, tmp_path, monkeypatch):
+    """A method that outputs the driving frames themselves follows perfectly: correlations 1, amplitudes 1,
+    ARD 0; the copy-source baseline scores 0 on the same pairs. Sources are photos (--sources)."""
+    from scorr_cli.evaluate import protocol
+    from scorr_cli.media import read_image, write_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "astronaut.png", read_image(EXAMPLES / "source.png"))
+    real_cross = protocol._cross
+
+    def mirror_driving(p, frames):  # the "model": the driving frames unchanged
+        return frames.clone() if p.method.name == "oracle" else real_cross(p, frames)
+
+    monkeypatch.setattr(protocol, "_cross", mirror_driving)
+    real_load = protocol.load_methods
+
+    def with_oracle(config):
+        methods, size = real_load(config)
+        return methods + [protocol.Method("oracle", "baseline")], size
+
+    monkeypatch.setattr(protocol, "load_methods", with_oracle)
+    r = evaluate(EvalConfig(data=dataset, baselines=["copy-source"], cross=True, sources=photos, max_frames=10))
+    assert [(c.clip, c.driving) for c in r.clips if c.method == "oracle"] == [
+        ("astronaut.png", "mead_M030#neutral"), ("astronaut.png", "mead_W011#neutral")]
+    oracle, still = r.summary["oracle"], r.summary["copy-source"]
+    for sig in ("mouth", "yaw", "pitch", "roll"):
+        assert oracle[f"{sig}_corr"] == pytest.approx(1.0) and oracle[f"{sig}_amp"] == pytest.approx(1.0), sig
+        assert still[f"{sig}_corr"] == 0.0, sig
+    assert oracle["ard"] == pytest.approx(0.0, abs=1e-9)
+    assert oracle["aed"] > 0.5 > still["aed"]  # the driving faces are other people than the astronaut
+    with pytest.raises(InputError, match="needs --cross"):
+        EvalConfig(data=dataset, baselines=["copy-source"], sources=photos)
+
+
+def test_follow_scores_and_head_pose():
+    from scorr_cli.evaluate import follow
+    from scorr_cli.faces import get_detector
+    from scorr_cli.media import read_image
+
+    t = np.linspace(0, 6, 50)
+    drive = np.stack([np.sin(t)] * 5, 1)
+    half = follow.follow_scores(0.5 * drive + 3, drive)  # follows, at half the amplitude
+    assert half["mouth_corr"] == pytest.approx(1.0) and half["yaw_amp"] == pytest.approx(0.5)
+    against = follow.follow_scores(-drive, drive)
+    assert against["pitch_corr"] == pytest.approx(-1.0)
+    still = follow.follow_scores(np.ones_like(drive), drive)
+    assert still["roll_corr"] == 0.0 and still["roll_amp"] == 0.0
+    assert math.isnan(follow.follow_scores(drive, np.ones_like(drive))["eyes_corr"])  # nothing to follow
+    gappy = drive.copy()
+    gappy[::3] = np.nan  # frames without a face are left out
+    assert follow.follow_scores(gappy, drive)["mouth_corr"] == pytest.approx(1.0)
+    # head pose: the astronaut looks roughly ahead; the mirrored photo turns yaw and roll around
+    img = read_image(EXAMPLES / "source.png")
+    det = get_detector("dlib")
+    pose = follow.head_pose(det.detect(img)[0].landmarks68, img.shape[:2])
+    flipped = follow.head_pose(det.detect(np.ascontiguousarray(img[:, ::-1]))[0].landmarks68, img.shape[:2])
+    assert np.abs(pose).max() < 30
+    assert flipped[0] == pytest.approx(-pose[0], abs=3) and flipped[2] == pytest.approx(-pose[2], abs=2)
+    assert flipped[1] == pytest.approx(pose[1], abs=3)
 
 
 def test_bad_inputs(tmp_path):
@@ -211,3 +278,10 @@ def test_help_is_complete():
     for flag in ("--data", "--baseline", "--cross", "--lpips", "--lpips-weights", "--akd", "--aed", "--max-clips",
                  "--output", "--split", "--background"):
         assert flag in res.output, flag
+
+
+def test_rows_are_labelled_with_label_equals_checkpoint(dataset, tiny_ckpt, tmp_path):
+    r = evaluate(EvalConfig(data=dataset, checkpoints=[f"early={tiny_ckpt}", f"late={tiny_ckpt}"], max_clips=1,
+                            max_frames=2, akd=False, aed=False, lpips="none", device="cpu"))
+    assert [m.name for m in r.methods] == ["early", "late"]
+    assert r.summary["early"]["l1"] == pytest.approx(r.summary["late"]["l1"])

@@ -12,7 +12,8 @@ from scorr_cli.cli.common import handle_errors
 _EPILOG = (
     "Examples: `scorr evaluate vox.safetensors --data vox/` (reconstruction on vox/test/); "
     "`scorr evaluate A.safetensors B.safetensors --baseline copy-source --data clips/ -o eval/`; "
-    "`scorr evaluate vox.safetensors --data vox/ --cross`. LPIPS needs the torchvision ImageNet backbone "
+    "`scorr evaluate vox.safetensors --data vox/ --cross`; `scorr evaluate --baseline copy-source --data clips/ "
+    "--cross --sources photos/ --max-frames 60`. LPIPS needs the torchvision ImageNet backbone "
     "(vgg16-397923af.pth or alexnet-owt-7be5be79.pth) and the lpips v0.1 head (vgg.pth / alex.pth) in "
     "--lpips-weights DIR or the torch hub cache; AKD/AED use dlib's offline models (face_recognition_models)."
 )
@@ -20,7 +21,8 @@ _EPILOG = (
 
 def evaluate_cmd(
     checkpoints: Optional[List[str]] = typer.Argument(None, help="Checkpoints (names or paths) to compare; each "
-                                                      "becomes a row of the table.", show_default=False),
+                                                      "becomes a row of the table, labelled LABEL with "
+                                                      "LABEL=CHECKPOINT.", show_default=False),
     data: Path = typer.Option(..., "--data", "-d", help="Dataset root in the training layout (its test/ split, see "
                               "--split) or a folder of clips (frame folders or videos).", show_default=False),
     baseline: Optional[List[str]] = typer.Option(None, "--baseline", help="Add a baseline row: copy-source (the "
@@ -31,7 +33,11 @@ def evaluate_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite per_clip.csv / summary.json in --output."),
     split: str = typer.Option("test", "--split", help="Split folder of a dataset root."),
     cross: bool = typer.Option(False, "--cross", help="Cross-identity pairs (source and driving of different "
-                               "identities): AED to the source; ARD/AUH when their models are available."),
+                               "identities): the follow metric (correlation and amplitude of mouth, eyes, yaw, "
+                               "pitch, roll against the driving; median over pairs), ARD, AED to the source."),
+    sources: Optional[Path] = typer.Option(None, "--sources", help="With --cross: a photo or a folder of photos "
+                                           "as sources (largest face, animate's crop), paired round-robin with "
+                                           "the clips.", show_default=False),
     split_len: Optional[int] = typer.Option(None, "--split-len", min=1, help="With --cross: identity = first N "
                                             "characters of a clip name (default: the name up to '#')."),
     seed: int = typer.Option(0, "--seed", help="With --cross: seed of the pair draw."),
@@ -60,19 +66,28 @@ def evaluate_cmd(
     LPIPS, AKD and AED when their weights are available (each missing one is reported with its reason).
     Metrics are computed on lossless frames, never on re-encoded video.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from scorr_cli.evaluate import EvalConfig, evaluate, render_table, write_outputs
-    from scorr_cli.evaluate.report import skipped_lines
-    from scorr_cli.fsutil import check_output
+    from scorr_cli.evaluate import EvalConfig
+    from scorr_cli.fsutil import check_output, removed_if_failed
 
     config = EvalConfig(data=data, checkpoints=list(checkpoints or []), baselines=list(baseline or []), split=split,
                         size=size, max_clips=max_clips, max_frames=max_frames, batch_size=batch_size, device=device,
                         precision=precision, lpips=lpips, lpips_weights=lpips_weights, akd=akd, aed=aed,
-                        detector=detector, use_background=background, cross=cross, split_len=split_len, seed=seed)
-    for name in ("per_clip.csv", "summary.json"):
-        check_output(output / name, force)
+                        detector=detector, use_background=background, cross=cross, sources=sources, split_len=split_len,
+                        seed=seed)
+    with removed_if_failed(output):
+        for name in ("per_clip.csv", "summary.json"):
+            check_output(output / name, force)
+        _run(config, output)
+
+
+def _run(config, output: Path) -> None:
+    """Evaluate with a progress display on a terminal; print the table and the skipped metrics; write files."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from scorr_cli.evaluate import evaluate, render_table, write_outputs
+    from scorr_cli.evaluate.report import skipped_lines
+
     err = Console(stderr=True)
     progress = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, disable=not err.is_terminal)

@@ -8,10 +8,14 @@ outputs; nothing passes through an MP4. Each clip is streamed once, every method
 and the ground truth's face landmarks/embeddings are computed once for all methods. Means are over
 all frames of all clips (as the authors average); the per-clip CSV has each clip's own means.
 
-Cross-identity (``cross=True``): clip A's frame 0 animated by clip B (another identity) with relative
-motion. There is no ground truth, so the pixel metrics and AKD do not apply; AED is measured against
-the *source* face (identity preservation). ARD / AUH need a head-pose and an action-unit model that
-scorr does not ship; they are reported as skipped with that reason.
+Cross-identity (``cross=True``): a source animated by a clip of another identity with relative
+motion. Sources are the clips' frame 0 (each driven by a clip of another identity), or with
+``sources`` photos (a face crop of each, never trained on) paired round-robin with the clips. There is
+no ground truth, so the pixel metrics and AKD do not apply. Instead: the follow metric
+(:mod:`scorr_cli.evaluate.follow`: correlation and amplitude ratio of mouth opening, eye opening, yaw,
+pitch and roll between output and driving, the median over pairs in the summary), ARD (head-pose
+distance to the driving, degrees) and AED against the *source* face (identity preservation). AUH
+needs an action-unit model that scorr does not ship; it is reported as skipped with that reason.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ import torch
 
 from scorr_cli.errors import InputError, ScorrError
 from scorr_cli.evaluate import metrics as M
+from scorr_cli.evaluate.follow import FOLLOW_METRICS, follow_scores, rotation_distance, sequence_signals
 
 BASELINES = ("copy-source",)
 RECON_METRICS = ("l1", "psnr", "ssim", "lpips", "akd", "mkr", "aed")
-CROSS_METRICS = ("aed", "ard", "auh")
+CROSS_METRICS = (*FOLLOW_METRICS, "aed", "ard", "auh")
+# cross mode: the summary of these is the median of the per-pair values (one number per pair)
+PER_PAIR_METRICS = frozenset(FOLLOW_METRICS)
 DEFAULT_SIZE = 256
 
 
@@ -54,6 +61,7 @@ class EvalConfig:
     detector: str = "auto"
     use_background: bool = True
     cross: bool = False
+    sources: Optional[Path] = None  # cross mode: a photo or a folder of photos as sources
     split_len: Optional[int] = None  # identity = first N characters of a clip name (default: up to '#')
     seed: int = 0
 
@@ -68,6 +76,8 @@ class EvalConfig:
             raise InputError(f"--lpips {self.lpips}: expected vgg, alex or none")
         if self.batch_size < 1:
             raise InputError("--batch-size must be at least 1")
+        if self.sources is not None and not self.cross:
+            raise InputError("--sources needs --cross (photos have no ground-truth frames)")
 
 
 @dataclass
@@ -170,7 +180,58 @@ def cross_pairs(clips: list, split_len: Optional[int], seed: int) -> list[tuple[
     return pairs
 
 
+@dataclass
+class PhotoSource:
+    """A face crop of a photo as a cross-identity source (``name``: the file name)."""
+
+    name: str
+    image: torch.Tensor  # 3×S×S in [0, 1]
+
+
+def photo_sources(path: Path, size: int, detector) -> list[PhotoSource]:
+    """Face crops (largest face, ``animate``'s framing) of a photo or of every photo in a folder.
+
+    Photos without a face are an error naming the file: the pair list must not change silently."""
+    from scorr_cli.errors import NoFaceError
+    from scorr_cli.faces import crop_source_image
+    from scorr_cli.media import read_image
+    from scorr_cli.train.data import resize_frame, to_tensor
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+                       and not p.name.startswith("."))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise InputError(f"--sources {path}: no such file or folder")
+    if not files:
+        raise InputError(f"--sources {path}: no photos (png, jpg, jpeg, webp, bmp) in the folder")
+    out = []
+    for f in files:
+        try:
+            crop, _ = crop_source_image(read_image(f), detector, size=size)
+        except NoFaceError:
+            raise InputError(f"{f}: no face found (remove it from --sources)") from None
+        out.append(PhotoSource(f.name, to_tensor(resize_frame(crop, size))))
+    return out
+
+
+def photo_pairs(photos: list[PhotoSource], clips: list) -> list[tuple[Any, Any]]:
+    """Photo i with clip i (both cycled): every photo and every clip is used at least once."""
+    n = max(len(photos), len(clips))
+    return [(photos[i % len(photos)], clips[i % len(clips)]) for i in range(n)]
+
+
 # ----------------------------------------------------------------------------- methods
+
+def checkpoint_label(arg: str) -> tuple[str, str]:
+    """``LABEL=CHECKPOINT`` names a table row; a bare checkpoint is labelled by its file stem or name."""
+    label, sep, rest = arg.partition("=")
+    if sep and label and rest and not Path(arg).exists():
+        return label, rest
+    return (Path(arg).stem if Path(arg).suffix else arg), arg
+
 
 def load_methods(config: EvalConfig) -> tuple[list[Method], int]:
     from scorr_cli.checkpoints import load_checkpoint, resolve_checkpoint
@@ -184,9 +245,9 @@ def load_methods(config: EvalConfig) -> tuple[list[Method], int]:
             raise InputError(f"--device {config.device}: {e}") from None
     sizes = set()
     for name in config.checkpoints:
-        path = resolve_checkpoint(name)
+        label, path = checkpoint_label(name)
+        path = resolve_checkpoint(path)
         model, ckpt = load_checkpoint(path, device)
-        label = Path(name).stem if Path(name).suffix else name
         if any(m.name == label for m in methods):
             label = f"{label}#{len(methods)}"
         size = model.cfg.image_size
@@ -252,6 +313,67 @@ def _cross(p: _Prepared, frames: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- the run
 
+def _jobs(config: EvalConfig, clips: list, size: int, detector) -> list[tuple[Any, Any]]:
+    """(source, driving clip) pairs: each clip with itself, or cross-identity pairs."""
+    if not config.cross:
+        return [(c, c) for c in clips]
+    if config.sources is None:
+        return cross_pairs(clips, config.split_len, config.seed)
+    if detector is None:
+        raise InputError("--sources: cropping the photos needs a face detector (none could be built)")
+    return photo_pairs(photo_sources(config.sources, size, detector), clips)
+
+
+def _recon_scores(pred: torch.Tensor, gt: torch.Tensor, gt_u8, gt_cache: list, lpips_model,
+                  faces: M.FaceMetrics) -> dict[str, np.ndarray]:
+    vals = {"l1": M.l1(pred, gt), "psnr": M.psnr(pred, gt), "ssim": M.ssim(pred, gt)}
+    if lpips_model is not None:
+        vals["lpips"] = lpips_model.score01(pred, gt)
+    if gt_u8 is not None:
+        vals.update(faces.scores(M.to_uint8(pred), gt_u8, gt_cache))
+    return vals
+
+
+class _CrossPair:
+    """One cross-identity pair: landmarks of the driving frames (once) and of each method's outputs,
+    per-frame ARD/AED as they come, the follow scores at the end."""
+
+    def __init__(self, faces: M.FaceMetrics, source: torch.Tensor, methods: list[Method], size: int):
+        self.faces = faces
+        self.size = (size, size)
+        self.driving: list[Optional[np.ndarray]] = []
+        self.outputs: dict[str, list[Optional[np.ndarray]]] = {m.name: [] for m in methods}
+        self.source_embedding = None
+        if faces.embedder is not None:
+            s8 = M.to_uint8(source[None])[0]
+            self.source_embedding = faces.embed(s8, faces.face(s8))
+
+    def add_driving(self, frames: list[np.ndarray]) -> None:
+        self.driving += [self.faces.face(f).landmarks for f in frames]
+
+    def add_output(self, method: str, frames: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Per-frame ``ard`` and ``aed`` of a batch of outputs (the batch last given to add_driving)."""
+        start = len(self.outputs[method])
+        infos = [self.faces.face(f) for f in frames]
+        self.outputs[method] += [i.landmarks for i in infos]
+        drv = sequence_signals(self.driving[start:start + len(frames)], self.size)
+        out = sequence_signals([i.landmarks for i in infos], self.size)
+        vals = {"ard": rotation_distance(out, drv)}
+        if self.source_embedding is not None:
+            vals["aed"] = np.array([float(np.linalg.norm(self.faces.embed(f, i) - self.source_embedding))
+                                    for f, i in zip(frames, infos)])
+        return vals
+
+    def follow(self, method: str) -> dict[str, float]:
+        return follow_scores(sequence_signals(self.outputs[method], self.size),
+                             sequence_signals(self.driving, self.size))
+
+
+def _median(values: list[float]) -> float:
+    v = [x for x in values if not math.isnan(x)]
+    return float(np.median(v)) if v else math.nan
+
+
 ProgressFn = Callable[[str, int, Optional[int]], None]
 
 
@@ -287,7 +409,7 @@ def _face_tools(config: EvalConfig, skipped: dict[str, str]) -> tuple[Any, Any, 
     if not config.aed:
         skipped["aed"] = "AED skipped: disabled (--no-aed)"
     detector = embedder = None
-    if want_akd or config.aed:
+    if want_akd or config.aed or config.cross:
         try:
             from scorr_cli.faces import get_detector
 
@@ -295,6 +417,9 @@ def _face_tools(config: EvalConfig, skipped: dict[str, str]) -> tuple[Any, Any, 
         except (ScorrError, ImportError, RuntimeError) as e:
             if want_akd:
                 skipped["akd"] = skipped["mkr"] = f"AKD/MKR skipped: no 68-point face landmarker available ({e})"
+            if config.cross:
+                for m in ("ard", *FOLLOW_METRICS):
+                    skipped[m] = f"{m} skipped: no 68-point face landmarker available ({e})"
     if config.aed:
         try:
             from scorr_cli.faces import FaceEmbedder
@@ -316,8 +441,6 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     if config.cross:
         for m in ("l1", "psnr", "ssim", "lpips", "akd"):
             skipped[m] = f"{m.upper()} skipped: cross-identity pairs have no ground-truth frames"
-        skipped["ard"] = ("ARD skipped: needs a head-pose estimator (e.g. Hopenet) whose weights scorr does not "
-                          "ship or find on this machine")
         skipped["auh"] = ("AUH skipped: needs a facial action-unit detector (e.g. OpenFace) that scorr does not "
                           "ship or find on this machine")
     elif config.lpips == "none":
@@ -333,39 +456,35 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     faces = M.FaceMetrics(detector, embedder, akd=config.akd and not config.cross)
 
     accs = {m.name: _Acc() for m in methods}
+    per_pair: dict[str, dict[str, list[float]]] = {m.name: {x: [] for x in PER_PAIR_METRICS} for m in methods}
     frames_seen = {m.name: 0 for m in methods}
     rows: list[ClipResult] = []
-    jobs = cross_pairs(clips, config.split_len, config.seed) if config.cross else [(c, c) for c in clips]
-    for k, (src_clip, drv_clip) in enumerate(jobs):
+    jobs = _jobs(config, clips, size, detector)
+    for k, (src, drv_clip) in enumerate(jobs):
         report("clips", k, len(jobs))
-        try:
-            source = next(iter(_frames(src_clip, 1)))
-        except StopIteration:
-            raise InputError(f"{src_clip.name}: clip has no frames") from None
+        if isinstance(src, PhotoSource):
+            source = src.image
+        else:
+            try:
+                source = next(iter(_frames(src, 1)))
+            except StopIteration:
+                raise InputError(f"{src.name}: clip has no frames") from None
         prepared = [_prepare(m, source) for m in methods]
         clip_accs = {m.name: _Acc() for m in methods}
-        src_embed = None
-        if config.cross and embedder is not None:
-            s8 = M.to_uint8(source[None])[0]
-            src_embed = faces.embed(s8, faces.face(s8))
+        run = _CrossPair(faces, source, methods, size) if config.cross else None
         n = 0
         for gt in _batched(_frames(drv_clip, config.max_frames), config.batch_size):
-            gt_u8 = M.to_uint8(gt) if faces.active else None
+            gt_u8 = M.to_uint8(gt) if (faces.active or run is not None) else None
             gt_cache: list = [None] * gt.shape[0]
+            if run is not None:
+                run.add_driving(gt_u8)
             for p in prepared:
                 name = p.method.name
-                pred = _cross(p, gt) if config.cross else _reconstruct(p, gt, config.use_background)
-                vals: dict[str, np.ndarray] = {}
-                if not config.cross:
-                    vals["l1"] = M.l1(pred, gt)
-                    vals["psnr"] = M.psnr(pred, gt)
-                    vals["ssim"] = M.ssim(pred, gt)
-                    if lpips_model is not None:
-                        vals["lpips"] = lpips_model.score01(pred, gt)
-                    if gt_u8 is not None:
-                        vals.update(faces.scores(M.to_uint8(pred), gt_u8, gt_cache))
-                elif src_embed is not None:
-                    vals["aed"] = np.array([faces.distance_to(src_embed, img) for img in M.to_uint8(pred)])
+                if run is not None:
+                    vals = run.add_output(name, M.to_uint8(_cross(p, gt)))
+                else:
+                    vals = _recon_scores(_reconstruct(p, gt, config.use_background), gt, gt_u8, gt_cache,
+                                         lpips_model, faces)
                 for metric, v in vals.items():
                     accs[name].add(metric, v)
                     clip_accs[name].add(metric, v)
@@ -374,10 +493,15 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
             report("frames", n, drv_clip.num_frames if config.max_frames is None else
                    min(config.max_frames, drv_clip.num_frames))
         for m in methods:
-            rows.append(ClipResult(m.name, src_clip.name, drv_clip.name if config.cross else None, n,
-                                   {x: clip_accs[m.name].mean(x) for x in metric_names}))
+            values = {x: clip_accs[m.name].mean(x) for x in metric_names}
+            if run is not None:
+                values.update(run.follow(m.name))
+                for x in PER_PAIR_METRICS:
+                    per_pair[m.name][x].append(values[x])
+            rows.append(ClipResult(m.name, src.name, drv_clip.name if config.cross else None, n, values))
     report("clips", len(jobs), len(jobs))
-    summary = {m.name: {x: accs[m.name].mean(x) for x in metric_names} for m in methods}
+    summary = {m.name: {x: _median(per_pair[m.name][x]) if x in per_pair[m.name] and config.cross
+                        else accs[m.name].mean(x) for x in metric_names} for m in methods}
     for x in metric_names:  # a metric that ran but never found a face says so rather than showing NaN silently
         if x not in skipped and all(math.isnan(summary[m.name][x]) for m in methods):
             skipped[x] = f"{x.upper()} not measured: no face found in any ground-truth frame " \

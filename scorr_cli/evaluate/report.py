@@ -17,17 +17,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from scorr_cli.evaluate.follow import SIGNALS
 from scorr_cli.evaluate.protocol import EvalResult
 from scorr_cli.fsutil import atomic_write_text
 
 LABELS = {"l1": "L1 ↓", "psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "akd": "AKD ↓ (px)",
-          "mkr": "MKR ↓", "aed": "AED ↓", "ard": "ARD ↓", "auh": "AUH ↓"}
+          "mkr": "MKR ↓", "aed": "AED ↓", "ard": "ARD ↓ (°)", "auh": "AUH ↓",
+          **{f"{s}_corr": f"{s} correlation ↑" for s in SIGNALS},
+          **{f"{s}_amp": f"{s} amplitude ratio (1 = driving's)" for s in SIGNALS}}
 PROTOCOLS = {
     "reconstruction": "frame 0 of each clip is the source; every frame (0 included) drives it with absolute "
                       "keypoints (background motion when the model has it); metrics on lossless frames in "
                       "memory, averaged over all frames of all clips",
-    "cross": "frame 0 of each clip animated by a clip of another identity (relative motion from the driving "
-             "clip's first frame); AED against the source face",
+    "cross": "a source (frame 0 of a clip, or a face crop of a --sources photo) animated by a clip of another "
+             "identity (relative motion from the driving clip's first frame); follow metrics per pair, their "
+             "median over pairs in the summary; ARD against the driving's head pose; AED against the source face",
 }
 
 
@@ -36,18 +40,29 @@ def _fmt(metric: str, v: float) -> str:
         return "—"
     if math.isinf(v):
         return "inf"
-    return f"{v:.2f}" if metric in ("psnr", "akd") else f"{v:.4f}"
+    return f"{v:.2f}" if metric in ("psnr", "akd", "ard") or metric.endswith(("_corr", "_amp")) else f"{v:.4f}"
 
 
 def render_table(result: EvalResult):
+    """One row per method (reconstruction); cross mode has many follow metrics, so one row per metric."""
     from rich.table import Table
 
     mode = "cross-identity" if result.config.cross else "reconstruction"
     table = Table(title=f"scorr evaluate — {mode}, {result.size}x{result.size}, "
                         f"{len({c.clip for c in result.clips})} clip(s)")
+    shown = [m for m in result.metrics if m not in result.skipped]
+    if result.config.cross:
+        table.caption = "correlations and amplitude ratios: median over pairs; AED, ARD: mean over frames"
+        table.add_column("metric", no_wrap=True)
+        for method in result.methods:
+            table.add_column(method.name, justify="right")
+        table.add_row("frames", *[str(result.frames.get(m.name, 0)) for m in result.methods])
+        for metric in shown:
+            table.add_row(LABELS.get(metric, metric), *[_fmt(metric, result.summary[m.name][metric])
+                                                        for m in result.methods])
+        return table
     table.add_column("method", no_wrap=True, min_width=11)
     table.add_column("frames", justify="right")
-    shown = [m for m in result.metrics if m not in result.skipped]
     for m in shown:
         table.add_column(LABELS.get(m, m), justify="right")
     for method in result.methods:
@@ -114,6 +129,12 @@ def summary_json(result: EvalResult) -> dict[str, Any]:
             "akd": "mean Euclidean distance of 68 landmarks, pixels at the evaluated resolution",
             "mkr": "fraction of frames with a ground-truth face whose generated face is not detected",
             "aed": "mean Euclidean distance of 128-d dlib ResNet identity embeddings",
+            "ard": "mean |yaw, pitch, roll difference| in degrees between output and driving (cv2.solvePnP of six "
+                   "landmarks on a generic 3-D face)",
+            "<signal>_corr": "Pearson correlation of the signal between output and driving frames of a pair "
+                             "(0 when the output does not vary); signals: mouth = inner-lip gap / eye-corner "
+                             "distance, eyes = eye aspect ratio, yaw/pitch/roll = head pose; median over pairs",
+            "<signal>_amp": "standard deviation of the output's signal over the driving's; median over pairs",
         },
         "methods": [m.describe() for m in result.methods],
         "frames": result.frames,
