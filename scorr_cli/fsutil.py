@@ -11,9 +11,13 @@ from typing import Iterator
 from scorr_cli.errors import OutputExistsError, ScorrError
 
 
-def check_output(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse to overwrite an existing output unless ``force``; make sure its folder can be written."""
+def check_output(path: str | os.PathLike, force: bool, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Refuse to overwrite an existing output unless ``force``, and an input file even with it; make sure
+    the output's folder can be written."""
     p = Path(path)
+    for src in inputs:
+        if p.exists() and Path(src).exists() and os.path.samefile(p, src):
+            raise OutputExistsError(f"{p}: the output would replace the input {src} (choose another output)")
     if p.exists() and not force:
         raise OutputExistsError(f"{p}: output already exists (use --force to overwrite)")
     parent = p.parent if str(p.parent) else Path(".")
@@ -32,12 +36,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name keeps the extension so that tools choosing a format by suffix (ffmpeg) work.
     On any exception (Ctrl-C included) the temporary file is removed and nothing appears at ``path``.
+    The name carries the writer's process id, so the temp files of a killed run (SIGKILL, power loss)
+    are removed by the next write of the same ``path`` (:func:`remove_stale_parts`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(target, "part")
     try:
         yield tmp_path
         if tmp_path.is_file():  # mkstemp makes 0600 (and writers may recreate the file): use the usual mode
@@ -46,6 +50,81 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+TEMP_TAGS = ("part", "audio", "old")  # what a temp file beside an output is for (its name says it)
+
+
+def temp_beside(target: str | os.PathLike, tag: str, directory: bool = False) -> Path:
+    """A new hidden temp file (or folder) beside ``target``: ``.<stem>.<pid>.<random>.<tag><suffix>``.
+
+    The process id lets a later run tell a killed run's leftovers from a live writer's: every call first
+    removes the dead processes' temp files of the same target (:func:`remove_stale_temps`)."""
+    if tag not in TEMP_TAGS:
+        raise ValueError(f"unknown temp tag {tag!r}")
+    target = Path(target)
+    remove_stale_temps(target)
+    prefix, suffix = f".{target.stem}.{os.getpid()}.", f".{tag}{'' if directory else target.suffix}"
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=target.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
+    """Delete the temp files and folders :func:`temp_beside` made for ``target`` in runs that were killed
+    (SIGKILL, power loss: their process is gone); a live writer's are left alone. Returns what went."""
+    import shutil
+
+    target = Path(target)
+    prefix = f".{target.stem}."
+    removed = []
+    try:
+        siblings = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for p in siblings:
+        name = p.name
+        if not name.startswith(prefix):
+            continue
+        pid, _, rest = name[len(prefix):].partition(".")
+        if not pid.isdigit() or not any(f".{tag}" in f".{rest}" for tag in TEMP_TAGS) or _pid_alive(int(pid)):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def removed_if_failed(folder: str | os.PathLike) -> Iterator[Path]:
+    """Folders the block creates for ``folder`` (it and missing parents) are removed again if the block
+    fails and leaves them empty: a refused or interrupted run leaves no empty output folder behind."""
+    folder = Path(folder)
+    new = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield folder
+    except BaseException:
+        for p in new:  # deepest first; stops at the first folder that holds something
+            try:
+                p.rmdir()
+            except OSError:
+                break
         raise
 
 

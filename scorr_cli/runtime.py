@@ -1,4 +1,5 @@
-"""Process-wide settings for fast CPU work. Nothing here changes a result, only how fast it comes.
+"""Process-wide settings: fast CPU work (nothing here changes a result, only how fast it comes), and
+SIGTERM handled as Ctrl-C.
 
 torch's CPU allocator hands every tensor straight to ``malloc``. glibc serves blocks above its mmap
 threshold (128 KiB, growing to at most 32 MiB) with a fresh ``mmap`` and unmaps them on free, so the
@@ -49,6 +50,27 @@ def keep_freed_memory() -> bool:
     # maps; a worker thread's arena falls back to the main heap for those.)
     _applied = bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)) and bool(mallopt(_M_MMAP_MAX, 0))
     return _applied
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def sigterm_as_interrupt() -> bool:
+    """Make SIGTERM (``kill``, a scheduler's stop, a container shutdown) behave like Ctrl-C: the same
+    KeyboardInterrupt unwinds every command, so temp files are removed, state is saved, exit 130.
+
+    Only the main thread can install handlers; returns whether this call did. Commands with their own
+    handling (training's save-and-stop flag) install theirs over it while they run."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return False  # somebody (an embedding program) chose already
+    signal.signal(signal.SIGTERM, _interrupt)
+    return True
 
 
 def use_allocator(mode: str) -> str:

@@ -53,6 +53,8 @@ class BatchConfig:
 
     def __post_init__(self) -> None:
         self.outdir = Path(self.outdir)
+        if self.outdir.exists() and not self.outdir.is_dir():
+            raise InputError(f"{self.outdir}: the output folder is an existing file (give a folder with -o)")
         if self.batch_size < 1:
             raise InputError("--batch-size must be at least 1")
 
@@ -119,12 +121,41 @@ def plan(items: list[BatchItem], config: BatchConfig, rank: RankInfo = RankInfo(
         elif rec is not None and rec.status == FAILED and not config.retry_failed:
             out.append((item, "skip", f"failed before: {rec.reason} (use --retry-failed)"))
         elif exists and not config.force:
-            out.append((item, "skip", "output exists but is not recorded done (use --force to overwrite)"))
+            frames = verified_frames(item, config)
+            if frames is not None:  # renamed into place, then killed before the record was written
+                out.append((item, "adopt", f"complete output ({frames} frames) not yet recorded: recorded done"))
+            else:
+                out.append((item, "skip", "output exists but is not recorded done and does not match its driving "
+                                          "input (use --force to overwrite)"))
         else:
             why = "retry" if rec is not None and rec.status == FAILED else \
                 ("output missing, re-run" if rec is not None else "new")
             out.append((item, "run", why))
     return out
+
+
+def verified_frames(item: BatchItem, config: BatchConfig) -> Optional[int]:
+    """Frames of ``item``'s existing output if it is complete (decodes, intact, as many frames as the
+    driving input gives under the item's options), else None."""
+    from scorr_cli.media import is_video_file, probe_video, read_image
+    from scorr_cli.media.frames import frame_files
+
+    output = config.outdir / item.output
+    opts = config.item_options(item)
+    try:
+        if not is_video_file(item.driving):
+            read_image(output)
+            return 1
+        want = probe_video(item.driving).n_frames
+        want = want if opts.max_frames is None else min(want, opts.max_frames)
+        if output.is_dir():
+            got = len(frame_files(output))
+        else:
+            info = probe_video(output)
+            got = info.n_frames if info.damage is None else -1
+    except (ScorrError, OSError, ValueError):
+        return None
+    return got if got == want else None
 
 
 # ----------------------------------------------------------------------------- caches
@@ -296,6 +327,12 @@ class BatchRunner:
             for item, action, why in steps:
                 if action == "skip":
                     outcome = Outcome(item, SKIPPED, why)
+                    report.outcomes.append(outcome)
+                    progress.item_end(outcome)
+                    continue
+                if action == "adopt":
+                    outcome = Outcome(item, DONE, why, verified_frames(item, self.config) or 0)
+                    state.record(item.key, ItemRecord(DONE, str(item.source), str(item.driving), why, outcome.frames, 0.0))
                     report.outcomes.append(outcome)
                     progress.item_end(outcome)
                     continue

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
 import torch
 
-from scorr_cli.checkpoints.store import Checkpoint, save_checkpoint, validate_state_dict
+from scorr_cli.checkpoints.store import Checkpoint, looks_like_torch_file, save_checkpoint, validate_state_dict
 from scorr_cli.core.model import MRFA
 from scorr_cli.core.official import config_from_official, official_to_scorr, strip_module_prefix
 from scorr_cli.errors import CheckpointError, InputError
@@ -17,12 +18,17 @@ from scorr_cli.errors import CheckpointError, InputError
 
 def _torch_load(path: Path) -> object:
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: our one-line error says enough
+            warnings.simplefilter("ignore")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(e))
         if found:
             raise CheckpointError(f"{path}: refused to load: the file contains objects other than tensors "
                                   f"({found.group(1)}); only plain state dicts are accepted") from None
+        if "WeightsUnpickler" in str(e) and looks_like_torch_file(path):
+            raise CheckpointError(f"{path}: refused to load: the pickle holds instructions the safe (weights-only) "
+                                  "loader does not run; only plain state dicts are accepted") from None
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or not a torch file)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

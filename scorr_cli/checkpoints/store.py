@@ -89,6 +89,27 @@ def save_checkpoint(path: str | Path, model: MRFA | Mapping[str, torch.Tensor], 
     return path
 
 
+def is_complete_safetensors(path: str | Path) -> bool:
+    """Whether a safetensors file holds every byte its header promises (a cut file does not).
+
+    Reads only the header: 8-byte length, the JSON, then the largest tensor end offset must meet the
+    file's end. Catches files cut by a kill or a full disk without loading them."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with p.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n <= 0 or 8 + n > size:
+                return False
+            header = json.loads(f.read(n))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(header, dict):
+        return False
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    return 8 + n + max(ends, default=0) == size
+
+
 def read_safetensors(path: str | Path, what: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """Header metadata and tensors of a safetensors file; one-line errors naming ``what`` it should be."""
     from safetensors import safe_open
@@ -101,7 +122,20 @@ def read_safetensors(path: str | Path, what: str) -> tuple[dict[str, str], dict[
             header = f.metadata() or {}
         return header, load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
+        if looks_like_torch_file(path):
+            raise CheckpointError(f"{path}: a PyTorch .pth file, not a {what}: convert it once with "
+                                  f"'scorr weights import {path} --name NAME', then use NAME") from None
         raise CheckpointError(f"{path}: not a readable {what} ({str(e).splitlines()[0]})") from None
+
+
+def looks_like_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive (PK) or, in the legacy format, a pickle (protocol byte 0x80)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return head == b"PK" or head[:1] == b"\x80"
 
 
 def read_checkpoint(path: str | Path) -> Checkpoint:

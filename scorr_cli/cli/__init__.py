@@ -37,6 +37,7 @@ def _root(
 ) -> None:
     common.STATE.debug = debug
     runtime.keep_freed_memory()  # every command makes and frees large tensors per frame or step
+    runtime.sigterm_as_interrupt()  # kill / a scheduler's stop: cleaned up like Ctrl-C, exit 130
 
 
 def _register() -> None:

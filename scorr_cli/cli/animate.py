@@ -22,8 +22,15 @@ def _h(name: str) -> str:
     return AnimateConfig.help_for(name)
 
 
+LOG_EVERY_S = 10.0  # without a terminal (nohup, CI, a pipe): one progress line per stage this often
+
+
 def _progress():
-    """A rich progress bar with fps and ETA on a terminal; nothing at all otherwise (logs, pipes, CI)."""
+    """A rich progress bar with fps and ETA on a terminal; otherwise (logs, pipes, CI) a plain line for a
+    stage that runs longer than LOG_EVERY_S, every LOG_EVERY_S, and its last one when it completes
+    (short runs stay quiet: stderr keeps to the one-line error contract)."""
+    import time
+
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -38,8 +45,25 @@ def _progress():
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                         disable=not console.is_terminal, transient=False)
     tasks: dict[str, int] = {}
+    started: dict[str, float] = {}
+    last_line: dict[str, float] = {}
+
+    def log_line(stage: str, done: int, total: Optional[int]) -> None:
+        now = time.monotonic()
+        t0 = started.setdefault(stage, now)
+        finished = total is not None and done >= total
+        due = now - last_line.get(stage, t0) >= LOG_EVERY_S
+        if not (due or (finished and stage in last_line)):
+            return
+        last_line[stage] = now
+        of = f"/{total}" if total is not None else ""
+        rate = f", {done / (now - t0):.1f}/s" if now > t0 and done else ""
+        print(f"scorr animate: {stage} {done}{of}{rate}", file=sys.stderr, flush=True)
 
     def update(stage: str, done: int, total: Optional[int]) -> None:
+        if not console.is_terminal:
+            log_line(stage, done, total)
+            return
         if stage not in tasks:
             tasks[stage] = progress.add_task(stage, total=total)
         progress.update(tasks[stage], completed=done, total=total)
@@ -69,6 +93,7 @@ def animate_cmd(
     preview: bool = typer.Option(_DEFAULTS["preview"], "--preview", help=_h("preview")),
     max_frames: Optional[int] = typer.Option(_DEFAULTS["max_frames"], "--max-frames", min=1, help=_h("max_frames")),
     size: Optional[int] = typer.Option(_DEFAULTS["size"], "--size", min=32, help=_h("size")),
+    accept_damaged: bool = typer.Option(_DEFAULTS["accept_damaged"], "--accept-damaged", help=_h("accept_damaged")),
 ) -> None:
     """Animate a portrait with the motion of a driving video (or image)."""
     from scorr_cli.pipeline.animate import animate
@@ -77,7 +102,7 @@ def animate_cmd(
         source=source, driving=driving, output=output, format=format, force=force, checkpoint=checkpoint,
         device=device, precision=precision, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale, crop=crop,
         detector=detector, paste_back=paste_back, find_best_frame=find_best_frame, best_frame=best_frame,
-        audio=audio, preview=preview, max_frames=max_frames, size=size,
+        audio=audio, preview=preview, max_frames=max_frames, size=size, accept_damaged=accept_damaged,
     )
     progress, update = _progress()
     with progress:
@@ -85,7 +110,7 @@ def animate_cmd(
     rate = f" at {result.fps} fps" if result.fps is not None else ""
     extras = [f"reference frame {result.reference_frame}" if result.reference_frame is not None else None,
               "with audio" if result.has_audio else None, f"crop: {result.cropper}",
-              f"preview: {result.preview}" if result.preview else None]
+              f"preview: {result.preview}" if result.preview else None, result.damage]
     typer.echo(f"wrote {result.output} ({result.frames} frame{'s' * (result.frames != 1)}{rate}, "
                f"{result.size[0]}x{result.size[1]}; {', '.join(e for e in extras if e)}) "
                f"in {result.seconds:.1f} s on {result.device}", file=sys.stdout)

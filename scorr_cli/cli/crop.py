@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from scorr_cli.cli.common import handle_errors
+from scorr_cli.errors import InputError
 from scorr_cli.faces.config import CropConfig
 
 _H = CropConfig.help_for
@@ -42,7 +43,7 @@ def crop(
 
     cfg = CropConfig(size=size, scale=scale, shift_y=shift_y, min_frames=min_frames, every=every, align=align,
                      border=border, detect_max_side=detect_max_side)
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)  # log lines name the video, not crop.py's source line
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         tasks: dict[str, int] = {}
@@ -82,6 +83,8 @@ def _summary(console, result) -> None:
         console.print(table)
         t = result.totals()
         typer.echo(f"{t['train']} train clip(s), {t['test']} test clip(s) in {result.out}")
+        if not any(v.status in ("done", "skipped") for v in result.videos):
+            raise InputError(f"{result.out}: no clip could be made: every video failed or had no face (see the table)")
     elif isinstance(result, ImageCropResult):
         typer.echo(f"{len(result.crops)} crop(s) of {result.detections} face(s) found -> {result.manifest}")
     else:

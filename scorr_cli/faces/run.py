@@ -35,6 +35,7 @@ def crop_path(input: str | os.PathLike, output: str | os.PathLike | None, cfg: C
               force: bool = False, callbacks: Optional[CropCallbacks] = None
               ) -> VideoAnalysis | ImageCropResult | DatasetReport:
     """Crop a video, a photo or (``dataset``) a folder; returns what was done for the summary."""
+    from scorr_cli.fsutil import removed_if_failed
     from scorr_cli.media import is_image_file, is_video_file
     from scorr_cli.media.sniff import require_file
 
@@ -44,7 +45,8 @@ def crop_path(input: str | os.PathLike, output: str | os.PathLike | None, cfg: C
         if not src.is_dir():
             raise InputError(f"{src}: --dataset needs a folder of videos")
         det = get_detector(detector, device, weights_dir, upsample=cfg.upsample, max_side=cfg.detect_max_side)
-        return build_dataset(src, dataset, det, cfg, test_fraction, force, cb.on_file, test_videos)
+        with removed_if_failed(dataset):
+            return build_dataset(src, dataset, det, cfg, test_fraction, force, cb.on_file, test_videos)
     if src.is_dir():
         raise InputError(f"{src}: is a folder (use --dataset OUT to crop every video in it)")
     require_file(src)
@@ -52,9 +54,11 @@ def crop_path(input: str | os.PathLike, output: str | os.PathLike | None, cfg: C
     out = Path(output) if output is not None else default_output(src)
     if is_video_file(src):
         det = get_detector(detector, device, weights_dir, upsample=cfg.upsample, max_side=None)
-        analysis, _ = crop_video(src, out, det, cfg, force, progress=cb.render, analysis_progress=cb.analyse)
+        with removed_if_failed(out):
+            analysis, _ = crop_video(src, out, det, cfg, force, progress=cb.render, analysis_progress=cb.analyse)
         return analysis
     if is_image_file(src):
         det = get_detector(detector, device, weights_dir, upsample=cfg.upsample, max_side=cfg.detect_max_side)
-        return crop_image_file(src, out, det, cfg, choice, force)
+        with removed_if_failed(out):
+            return crop_image_file(src, out, det, cfg, choice, force)
     raise InputError(f"{src}: not a readable image or video")

@@ -85,6 +85,7 @@ def analyse_video(path: str | os.PathLike, detector: FaceDetector, cfg: CropConf
     from scorr_cli.media import iter_video_frames, probe_video
 
     info = probe_video(path)
+    info.require_intact(hint="crop reads whole videos only: re-encode its readable part with ffmpeg first")
     size, back = _analysis_size(info.width, info.height, cfg.detect_max_side)
     cuts_det = CutDetector(cfg.cut_threshold)
     tracker = Tracker(cfg.iou_link, cfg.max_lost, cfg.every)

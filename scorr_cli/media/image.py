@@ -8,6 +8,7 @@ greyscale, palette, CMYK and 16-bit images become 8-bit RGB.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     p = require_image(path)
     name = os.fspath(path)
     try:
-        with Image.open(p) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            return _to_rgb8(im)
+        with warnings.catch_warnings():
+            # Up to PIL's hard limit (2x the warning's) a big photo is decoded on purpose: no stray warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return _to_rgb8(im)
     except UnidentifiedImageError:
         raise InputError(f"{name}: not a supported image (PNG, JPEG, WebP, BMP or TIFF expected)") from None
     except Image.DecompressionBombError:

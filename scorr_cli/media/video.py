@@ -48,11 +48,31 @@ class VideoInfo:
     video_codec: str | None = None
     start_time: float = 0.0
     """When the first frame is shown, in ffmpeg's timeline of the file (audio may start earlier)."""
+    damage: str | None = None
+    """Why the file is damaged (cut short, corrupt packets), or None. ``n_frames`` then counts the
+    packets that could be read and ``fps`` is the stream's declared rate."""
+    declared_frames: int | None = None
+    """Frames the container says it holds (duration × declared rate), when it says."""
+
+    def require_intact(self, accept_damaged: bool = False, hint: str | None = None) -> None:
+        """A one-line InputError for a damaged file, naming where decoding stops, unless ``accept_damaged``.
+
+        ``hint`` ends the message (default: the ``--accept-damaged`` option)."""
+        if self.damage is None or accept_damaged:
+            return
+        of = f" of {self.declared_frames}" if self.declared_frames else ""
+        hint = hint or f"--accept-damaged uses its {self.n_frames} readable frame(s)"
+        raise InputError(f"{self.path}: damaged video: decoding fails at frame {self.n_frames}{of} ({self.damage}); "
+                         f"{hint}")
 
 
 _STREAM_RE = re.compile(r"^\s*Stream #0:\d+.*?: (Video|Audio): (\w+)", re.M)
 _ROTATION_RE = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees", re.I)
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_DECLARED_FPS_RE = re.compile(r"^\s*Stream #0:\d+.*?: Video: .*?, (\d+(?:\.\d+)?) fps", re.M)
+# ffmpeg's words for a file that ends early or holds broken packets (demuxer and decoder messages)
+_DAMAGE_RE = re.compile(r"partial file|corrupt input packet|Packet corrupt|Invalid NAL unit|moov atom not found"
+                        r"|error reading header|Truncat", re.I)
 
 
 class _DropResizeNotice(logging.Filter):
@@ -123,6 +143,7 @@ class _Scan:
     header: str
     video: _Stream | None
     audio: _Stream | None
+    stderr: str = ""
 
 
 def _scan(p: Path, name: str) -> _Scan:
@@ -139,7 +160,7 @@ def _scan(p: Path, name: str) -> _Scan:
     by_type: dict[str, _Stream] = {}
     for s in streams.values():
         by_type.setdefault(s.media_type, s)
-    return _Scan(header, by_type.get("video"), by_type.get("audio"))
+    return _Scan(header, by_type.get("video"), by_type.get("audio"), res.stderr)
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
@@ -160,6 +181,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     else:  # a single frame or no timestamps: fall back on the container duration
         duration = _header_duration(header)
         fps = snap_fps(Fraction(video.n_packets) / Fraction(duration)) if duration > 0 else DEFAULT_FPS
+    damage, declared_frames, declared_fps = _damage(scan.stderr, header, video.n_packets)
+    if damage is not None and declared_fps is not None:
+        fps = declared_fps  # packets over the span of a cut file say nothing reliable about the rate
 
     codecs = {kind: codec for kind, codec in _STREAM_RE.findall(header)}
     rotation = _rotation(header)
@@ -180,7 +204,26 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         rotation=rotation,
         video_codec=codecs.get("Video"),
         start_time=float((video.first_pts or 0) * video.time_base),
+        damage=damage,
+        declared_frames=declared_frames,
     )
+
+
+def _damage(stderr: str, header: str, n_packets: int) -> tuple[str | None, int | None, Fraction | None]:
+    """(what is wrong or None, declared frame count, declared rate) from ffmpeg's stream-copy log.
+
+    Damaged: ffmpeg reports a partial file or corrupt packets, or fewer than 90% of the frames the
+    header declares (duration × rate) could be read."""
+    m = _DECLARED_FPS_RE.search(header)
+    declared_fps = snap_fps(Fraction(m.group(1))) if m else None
+    duration = _header_duration(header)
+    declared = round(duration * declared_fps) if (declared_fps and duration > 0) else None
+    found = _DAMAGE_RE.search(stderr[len(header):] if stderr.startswith(header) else stderr)
+    if found:
+        return f"ffmpeg: {found.group(0).lower()}", declared, declared_fps
+    if declared is not None and n_packets < 0.9 * declared - 1:
+        return f"{n_packets} of {declared} declared frames present", declared, declared_fps
+    return None, declared, declared_fps
 
 
 def audio_sync_offset(path: str | os.PathLike) -> float | None:

@@ -20,7 +20,7 @@ from typing import IO, Any
 import numpy as np
 
 from scorr_cli.errors import InputError, ScorrError
-from scorr_cli.fsutil import atomic_path
+from scorr_cli.fsutil import atomic_path, temp_beside
 from scorr_cli.media._ffmpeg import ffmpeg_exe, run_ffmpeg, summarize_stderr
 from scorr_cli.media.frames import as_rgb_frame, pad_to_even
 from scorr_cli.media.rates import fps_arg, parse_fps
@@ -234,8 +234,7 @@ class VideoWriter(_Writer):
             return
         start, end = self.audio_range if self.audio_range else (0.0, float("inf"))
         end = min(end, start + float(self.duration))  # never longer than the video
-        fd, muxed = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".audio{video.suffix}", dir=video.parent)
-        os.close(fd)
+        muxed = str(temp_beside(self.path, "audio"))
         t0, t1 = offset + start, offset + end
         # Shift by the requested start (not by the first sample found) and pad with silence, so audio
         # that begins after the video's first frame stays where it belongs.
@@ -307,7 +306,7 @@ class FrameFolderWriter(_Writer):
 
     def _start(self, first: np.ndarray) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent))
+        self._tmp = temp_beside(self.path, "part", directory=True)
 
     def _write(self, frame: np.ndarray) -> None:
         import cv2
@@ -323,7 +322,7 @@ class FrameFolderWriter(_Writer):
         if self.path.exists():
             if not self.path.is_dir():
                 raise ScorrError(f"{self.path}: exists and is not a folder")
-            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+            old = temp_beside(self.path, "old", directory=True)
             os.replace(self.path, old / "x")
         os.replace(self._tmp, self.path)
         if old is not None:

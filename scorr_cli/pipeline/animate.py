@@ -67,6 +67,8 @@ class AnimateConfig:
     max_frames: Optional[int] = _opt(None, "Animate only the first N driving frames (quick tries).")
     size: Optional[int] = _opt(None, "Output side in pixels (default: 256, or the model's resolution if larger); "
                                      "the model runs at its own resolution.")
+    accept_damaged: bool = _opt(False, "Animate the readable part of a damaged (cut short, corrupt) driving video "
+                                       "instead of refusing it; the summary says how many frames were used.")
 
     def __post_init__(self) -> None:
         for name in ("source", "driving", "output"):
@@ -106,6 +108,7 @@ class AnimateResult:
     device: str
     seconds: float
     preview: Optional[Path] = None
+    damage: Optional[str] = None  # the driving video was damaged (accepted with accept_damaged): what and how much
 
 
 ProgressFn = Callable[[str, int, Optional[int]], None]
@@ -186,7 +189,7 @@ class DrivingSource:
     n_frames: int = 1
 
 
-def open_driving(path: Path, max_frames: Optional[int]) -> DrivingSource:
+def open_driving(path: Path, max_frames: Optional[int], accept_damaged: bool = False) -> DrivingSource:
     """A video (probed, not decoded) or a single image; one-line errors for anything else.
 
     The extension says which the user meant, so ``face.jpg`` holding a video, or ``drive.mp4``
@@ -208,6 +211,7 @@ def open_driving(path: Path, max_frames: Optional[int]) -> DrivingSource:
     if as_image:
         return DrivingSource("image", image=read_image(p))
     info = probe_video(p)
+    info.require_intact(accept_damaged)
     n = info.n_frames if max_frames is None else min(info.n_frames, max_frames)
     return DrivingSource("video", info=info, n_frames=n)
 
@@ -257,16 +261,20 @@ def animate(config: AnimateConfig, progress: Optional[ProgressFn] = None, engine
 
     # 1. Every check that can fail fast, before loading a model or decoding a frame.
     source_image = read_image(config.source)
-    driving = open_driving(config.driving, config.max_frames)
+    driving = open_driving(config.driving, config.max_frames, config.accept_damaged)
     kind = _output_kind(config, driving)
-    check_output(config.output, config.force)
+    inputs = (config.source, config.driving)
+    check_output(config.output, config.force, inputs)
     prev_path = preview_path(config.output, kind) if config.preview else None
     if prev_path is not None:
-        check_output(prev_path, config.force)
+        check_output(prev_path, config.force, inputs)
     if config.best_frame is not None and config.best_frame >= driving.n_frames:
         raise InputError(f"--best-frame {config.best_frame}: {config.driving} has {driving.n_frames} frame(s) "
                          f"(0-{driving.n_frames - 1})")
     mode = config.mode if config.mode != "auto" else ("absolute" if driving.kind == "image" else "relative")
+    if mode == "relative" and driving.kind == "image":
+        raise InputError(f"{config.driving}: --mode relative needs a driving video (it copies the motion between "
+                         "its frames; one image has none): use --mode absolute or auto")
     options = TransferOptions(mode=mode, adapt_scale=config.adapt_scale)
     if engine is None:
         engine = load_engine(config)
@@ -321,8 +329,12 @@ def animate(config: AnimateConfig, progress: Optional[ProgressFn] = None, engine
         n_written, has_audio = _stream_video(config, driving, kind, window, engine, state, options, finish,
                                              source_crop, kp_source, prev_path, report)
         fps = driving.info.fps
+    damage = None
+    if driving.info is not None and driving.info.damage is not None:
+        of = f" of {driving.info.declared_frames} declared" if driving.info.declared_frames else ""
+        damage = f"damaged driving video ({driving.info.damage}): used its {n_written} readable frame(s){of}"
     return AnimateResult(config.output, kind, n_written, fps, out_size, has_audio, mode, reference, cropper.name,
-                         str(engine.device), time.perf_counter() - t0, prev_path)
+                         str(engine.device), time.perf_counter() - t0, prev_path, damage)
 
 
 def _progress_iter(frames: Iterator[np.ndarray], stage: str, total: int, report: ProgressFn) -> Iterator[np.ndarray]:

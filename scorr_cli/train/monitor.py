@@ -107,9 +107,14 @@ class ProgressDisplay:
                log_line: bool) -> None:
         speed = f"{it_s:.3g} it/s" if it_s else ""
         if self._progress is not None:
+            # the bar keeps to the total loss so it fits an 80-column terminal; every loss term goes
+            # on a line of its own above it, every log_every steps
             kw: dict[str, Any] = {"completed": step, "epoch": epoch, "speed": speed}
             if losses is not None:
-                kw["losses"] = format_losses(losses)
+                kw["losses"] = f"loss={losses['total']:.4g}" if "total" in losses else ""
+                if log_line:
+                    self._progress.console.print(f"step {step} {format_losses(losses)}", highlight=False,
+                                                 soft_wrap=True)
             self._progress.update(self._task, **kw)
         elif self.enabled and log_line and losses is not None:
             done = step - self._start

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from scorr_cli.checkpoints.store import read_safetensors
+from scorr_cli.checkpoints.store import is_complete_safetensors, read_safetensors
 from scorr_cli.errors import CheckpointError, InputError
 from scorr_cli.fsutil import atomic_path
 
@@ -94,8 +94,13 @@ def find_resume(path: str | Path) -> tuple[Path, Path]:
     if p.is_dir():
         for d in (checkpoint_dir(p), p):
             found = list_checkpoints(d)
+            # newest first; a pair cut short (killed mid-write, disk full) gives way to the one before
+            for _, mp, sp in reversed(found):
+                if is_complete_safetensors(mp) and is_complete_safetensors(sp):
+                    return mp, sp
             if found:
-                return found[-1][1], found[-1][2]
+                raise InputError(f"--resume {p}: every checkpoint in {d} is incomplete (cut short); "
+                                 "start again with --init from a model file")
         raise InputError(f"--resume {p}: no complete training checkpoint (step-N.safetensors + "
                          "step-N.state.safetensors) found there or in its checkpoints/ folder")
     if not p.is_file():
