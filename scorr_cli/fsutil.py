@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -83,24 +84,28 @@ def temp_beside(target: str | os.PathLike, tag: str, directory: bool = False) ->
     return Path(tmp)
 
 
+_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.(?:part|audio|old)(?:\.[^.]*)?$")
+
+
 def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
     """Delete the temp files and folders :func:`temp_beside` made for ``target`` in runs that were killed
     (SIGKILL, power loss: their process is gone); a live writer's are left alone. Returns what went."""
+    target = Path(target)
+    return remove_stale_temps_in(target.parent, stem=target.stem)
+
+
+def remove_stale_temps_in(folder: str | os.PathLike, stem: str | None = None) -> list[Path]:
+    """Delete the dead processes' temp files and folders in ``folder`` (of ``stem`` only, if given)."""
     import shutil
 
-    target = Path(target)
-    prefix = f".{target.stem}."
     removed = []
     try:
-        siblings = list(target.parent.iterdir())
+        siblings = list(Path(folder).iterdir())
     except OSError:
         return removed
     for p in siblings:
-        name = p.name
-        if not name.startswith(prefix):
-            continue
-        pid, _, rest = name[len(prefix):].partition(".")
-        if not pid.isdigit() or not any(f".{tag}" in f".{rest}" for tag in TEMP_TAGS) or _pid_alive(int(pid)):
+        m = _TEMP_NAME.match(p.name)
+        if m is None or (stem is not None and m.group("stem") != stem) or _pid_alive(int(m.group("pid"))):
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)

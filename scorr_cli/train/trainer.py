@@ -39,7 +39,7 @@ from scorr_cli.core.transforms import RandomTransform
 from scorr_cli.core.vgg import build_vgg19, load_vgg19_weights
 from scorr_cli.errors import CheckpointError, InputError, OutputExistsError
 from scorr_cli.faces import landmarks as landmarks68
-from scorr_cli.fsutil import atomic_write_text
+from scorr_cli.fsutil import atomic_write_text, remove_stale_temps_in
 from scorr_cli.train import state as st
 from scorr_cli.train.config import DATA_NAMES, TrainConfig
 from scorr_cli.train.data import FramesDataset, iter_test_clips
@@ -499,6 +499,8 @@ class Trainer:
         metrics = tb = None
         if info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for folder in (self.out, self.ckpt_dir, self.out / "samples"):  # what a killed run was writing
+                remove_stale_temps_in(folder)
             atomic_write_text(self.out / "config.yaml", self.saved_config().to_yaml())
             # a fresh start drops what an earlier run killed before its first checkpoint logged
             metrics = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if self.resumed_from else 0)
