@@ -258,7 +258,7 @@ def test_help_documents_every_option():
     for opt in ("--data", "--data-root", "--preset", "--model-preset", "--prior", "--prior-only", "--ablation",
                 "--corr-levels", "--corr-radius", "--config", "--out", "--resume", "--epochs", "--max-steps",
                 "--batch-size", "--accum", "--lr", "--num-workers", "--device", "--precision", "--perceptual",
-                "--vgg-weights", "--checkpoint-every", "--keep", "--sample-every", "--seed", "--threads"):
+                "--vgg-weights", "--landmarks", "--checkpoint-every", "--keep", "--sample-every", "--seed", "--threads"):
         assert opt in text, opt
     assert "torchrun" in text and "global" in text
 

@@ -104,6 +104,11 @@ def train_cmd(
         None, "--perceptual", metavar="vgg19|random|none",
         help="Reconstruction loss: vgg19 (ImageNet VGG-19 perceptual pyramid, the paper's), random (a fixed "
              "random VGG-19: offline smoke tests), none (pixel L1 + SSIM pyramid only). Recorded in checkpoints."),
+    landmarks: Optional[float] = typer.Option(
+        None, "--landmarks", min=0.0, metavar="WEIGHT",
+        help="Landmark guidance (not in the paper): pull the 10 keypoints toward dlib landmark groups (eyes, "
+             "brows, nose, lips, jaw, chin) with this weight; needs landmarks.npy from `scorr crop --dataset`. "
+             "0 = the paper's losses (default)."),
     vgg_weights: Optional[Path] = typer.Option(
         None, "--vgg-weights", help="ImageNet VGG-19 file (vgg19-dcbbe2e5.pth) (default: the torch hub cache)."),
     checkpoint_every: Optional[int] = typer.Option(
@@ -156,6 +161,7 @@ def train_cmd(
     _put(over, "run.device", device)
     _put(over, "run.precision", precision)
     _put(over, "loss.perceptual_backend", perceptual)
+    _put(over, "loss.landmarks", landmarks)
     _put(over, "run.vgg_weights", str(vgg_weights) if vgg_weights else None)
     _put(over, "run.checkpoint_every", checkpoint_every)
     _put(over, "run.keep", keep)
