@@ -68,6 +68,9 @@ def lab(tmp_path_factory) -> Path:
     (d / "notyaml.yaml").write_text("model: [unclosed\n")
     (d / "typo.yaml").write_text("model:\n  num_kpp: 3\n")
     (d / "ds" / "train").mkdir(parents=True)
+    for split in ("train", "test"):  # a "clip" that is no video: OpenCV would print libav's own lines
+        (d / "badclips" / split).mkdir(parents=True)
+        (d / "badclips" / split / "x.mp4").write_bytes(os.urandom(5000))
     (d / "nodata").mkdir()
     (d / "novideos").mkdir()
     (d / "novideos" / "readme.txt").write_text("nothing here")
@@ -139,11 +142,15 @@ CASES = [
      ["train", "--data", "{d}/ds", "--config", "{d}/notyaml.yaml", "--out", "{d}/r"]),
     ("train-config-typo", 2, "num_kpp", ["train", "--data", "{d}/ds", "--config", "{d}/typo.yaml", "--out", "{d}/r"]),
     ("train-resume-nothing", 2, "--resume", ["train", "--resume", "{d}/none"]),
+    ("train-clip-not-a-video", 2, "x.mp4: not a readable", ["train", "--data", "{d}/badclips", "--preset", "tiny",
+                                                            "--out", "{d}/r"]),
     ("evaluate-nothing-to-evaluate", 2, "nothing to evaluate", ["evaluate", "--data", "{d}/ds", "-o", "{d}/e"]),
     ("evaluate-missing-data", 2, "not found", ["evaluate", "--baseline", "copy-source", "--data", "{d}/none",
                                               "-o", "{d}/e"]),
     ("evaluate-sources-without-cross", 2, "needs --cross",
      ["evaluate", "--baseline", "copy-source", "--data", "{d}/ds", "--sources", "{d}/face.png", "-o", "{d}/e"]),
+    ("evaluate-clip-not-a-video", 2, "x.mp4: not a readable",
+     ["evaluate", "--baseline", "copy-source", "--data", "{d}/badclips", "-o", "{d}/e"]),
     ("evaluate-bad-lpips", 2, "--lpips", ["evaluate", "--baseline", "copy-source", "--data", "{d}/ds", "--lpips",
                                           "squeeze", "-o", "{d}/e"]),
     ("weights-import-missing", 2, "not found", ["weights", "import", "{d}/none.pth", "--name", "x"]),

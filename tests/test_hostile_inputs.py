@@ -298,3 +298,18 @@ def test_relative_mode_with_one_driving_image_is_refused(tiny_ckpt, tmp_path):
              "--mode", "relative")
     _one_line_error(r, 2, "--mode relative needs a driving video")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_no_libav_lines_for_a_clip_that_is_not_a_video(tmp_path, command):
+    """OpenCV's decoder prints from C ("moov atom not found"), past Python's stderr: a real process."""
+    for split in ("train", "test"):
+        (tmp_path / "d" / split).mkdir(parents=True)
+        (tmp_path / "d" / split / "x.mp4").write_bytes(os.urandom(5000))
+    args = (["train", "--data", str(tmp_path / "d"), "--preset", "tiny", "--out", str(tmp_path / "r")]
+            if command == "train" else
+            ["evaluate", "--baseline", "copy-source", "--data", str(tmp_path / "d"), "-o", str(tmp_path / "e")])
+    r = subprocess.run([sys.executable, "-m", "scorr_cli", *args], capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scorr: error:") and "x.mp4: not a readable" in lines[0], lines

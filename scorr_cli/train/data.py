@@ -108,6 +108,12 @@ class Clip:
     @property
     def num_frames(self) -> int:
         if self._count is None:
+            # ffmpeg's probe first (its messages captured): OpenCV's decoder would print libav's own lines
+            # ("moov atom not found") for a file that is not a video, beside our one-line error.
+            from scorr_cli.media import probe_video
+
+            info = probe_video(self.path)
+            info.require_intact(hint="re-encode its readable part or remove it from the dataset")
             cap = _open_video(self.path)
             n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             cap.release()
@@ -169,6 +175,7 @@ class Clip:
             for p in self.frame_paths:
                 yield _read_image(p)
             return
+        self.check()  # probed once (a clean one-line error for a file that is not a video)
         cap = _open_video(self.path)
         try:
             while True:
