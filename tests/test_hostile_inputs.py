@@ -313,3 +313,45 @@ def test_no_libav_lines_for_a_clip_that_is_not_a_video(tmp_path, command):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("scorr: error:") and "x.mp4: not a readable" in lines[0], lines
+
+
+def test_animate_without_a_terminal_prints_periodic_progress(tiny_ckpt, tmp_path, monkeypatch):
+    from scorr_cli.cli import animate as animate_cli
+
+    monkeypatch.setattr(animate_cli, "LOG_EVERY_S", 0.0)  # every update is due
+    r = _cli("animate", EXAMPLES / "source.png", EXAMPLES / "driving.mp4", "-o", tmp_path / "o.mp4", "-c", tiny_ckpt,
+             "--no-crop", "--size", "64", "--max-frames", "6", "--batch-size", "2")
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.stderr.splitlines() if x.startswith("scorr animate: animating")]
+    assert lines[-1].startswith("scorr animate: animating 6/6") and len(lines) >= 3, r.stderr
+
+
+def test_train_progress_fits_80_columns_and_logs_every_loss():
+    import io
+
+    from rich.console import Console
+
+    from scorr_cli.train.monitor import ProgressDisplay
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, force_terminal=True, color_system=None)
+    display = ProgressDisplay(1000, 0, console=console)
+    losses = {"perceptual": 2.345, "equivariance_value": 0.2617, "equivariance_jacobian": 0.4056,
+              "landmarks": 0.5427, "total": 3.555}
+    display.update(10, 0, losses, 0.135, log_line=True)
+    display.close()
+    text = buf.getvalue()
+    assert "landmarks=0.5427" in text and "loss=3.555" in text
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "\n")
+    assert all(len(line.rstrip()) <= 80 for line in plain.splitlines()), plain
+
+
+def test_crop_log_lines_name_the_video_not_the_source_line(tmp_path):
+    src = tmp_path / "videos"
+    src.mkdir()
+    (src / "clip.mp4").write_bytes((EXAMPLES / "driving.mp4").read_bytes())
+    r = _cli("crop", src, "--dataset", tmp_path / "ds", "--detector", "dlib", "--every", "10")
+    assert r.exit_code == 0, r.output
+    assert "clip.mp4" in r.stderr and "crop.py" not in r.stderr
