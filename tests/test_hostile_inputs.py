@@ -355,3 +355,23 @@ def test_crop_log_lines_name_the_video_not_the_source_line(tmp_path):
     r = _cli("crop", src, "--dataset", tmp_path / "ds", "--detector", "dlib", "--every", "10")
     assert r.exit_code == 0, r.output
     assert "clip.mp4" in r.stderr and "crop.py" not in r.stderr
+
+
+def test_batch_item_progress_counts_each_frame_once_per_pass(tiny_ckpt, tmp_path):
+    from scorr_cli.batch.manifest import build_items, read_manifest
+    from scorr_cli.batch.runner import BatchConfig, BatchProgress, run_batch
+    from scorr_cli.media.testing import make_test_video
+
+    drive = make_test_video(tmp_path / "d.mp4", 3, size=(64, 64))
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(f"source,driving\n{EXAMPLES / 'source.png'},{drive}\n")
+    calls = []
+
+    class Recorder(BatchProgress):
+        def item_frames(self, stage, done, total):
+            calls.append((stage, done, total))
+
+    run_batch(build_items(read_manifest(jobs)), BatchConfig(outdir=tmp_path / "o", checkpoint=str(tiny_ckpt),
+                                                            device="cpu", crop=False, batch_size=2), Recorder())
+    assert calls[-1] == ("rendering", 3, 3) and ("keypoints", 3, 3) in calls
+    assert all(done <= total == 3 for _, done, total in calls)

@@ -98,7 +98,7 @@ class BatchProgress:
 
     def start(self, total: int) -> None: ...
     def item_start(self, item: BatchItem, frames: Optional[int]) -> None: ...
-    def item_frames(self, done: int, total: Optional[int]) -> None: ...
+    def item_frames(self, stage: str, done: int, total: Optional[int]) -> None: ...
     def item_end(self, outcome: Outcome) -> None: ...
 
 
@@ -264,7 +264,7 @@ class BatchRunner:
             for batch in chunked(crops, self.config.batch_size):
                 parts.append({k: v.cpu() for k, v in engine.detect(images_to_tensor(batch)).items()})
                 seen += len(batch)
-                progress.item_frames(seen, 2 * n)
+                progress.item_frames("keypoints", seen, n)
             if not parts:
                 raise InputError(f"{path}: no frames could be decoded")
             kp = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -312,7 +312,7 @@ class BatchRunner:
             for lo in range(0, n, bs):
                 for frame in render(lo, min(n, lo + bs)):
                     writer.write(frame)
-                progress.item_frames(n + min(n, lo + bs), 2 * n)
+                progress.item_frames("rendering", min(n, lo + bs), n)
         return n
 
     def run(self, items: list[BatchItem], progress: Optional[BatchProgress] = None,

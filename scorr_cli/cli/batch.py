@@ -26,7 +26,8 @@ def _console():
 
 
 class _RichProgress:
-    """Overall bar (items) + per-item bar (frames: keypoint pass then render pass)."""
+    """Overall bar (items) + per-item bar (frames of its current pass: keypoints of the driving clip, then
+    rendering; each counts the clip's frames once)."""
 
     def __init__(self, console) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
@@ -37,16 +38,18 @@ class _RichProgress:
                                  disable=not console.is_terminal, transient=False)
         self.overall = None
         self.item = None
+        self.name = ""
 
     def start(self, total: int) -> None:
         self.overall = self.progress.add_task("batch", total=total)
         self.item = self.progress.add_task("", total=None, visible=False)
 
     def item_start(self, item, frames) -> None:
-        self.progress.update(self.item, description=str(item.output), completed=0, total=frames, visible=True)
+        self.name = str(item.output)
+        self.progress.update(self.item, description=self.name, completed=0, total=frames, visible=True)
 
-    def item_frames(self, done: int, total) -> None:
-        self.progress.update(self.item, completed=done, total=total)
+    def item_frames(self, stage: str, done: int, total) -> None:
+        self.progress.update(self.item, description=f"{self.name} {stage}", completed=done, total=total)
 
     def item_end(self, outcome) -> None:
         self.progress.advance(self.overall)
