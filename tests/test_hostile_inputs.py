@@ -375,3 +375,37 @@ def test_batch_item_progress_counts_each_frame_once_per_pass(tiny_ckpt, tmp_path
                                                             device="cpu", crop=False, batch_size=2), Recorder())
     assert calls[-1] == ("rendering", 3, 3) and ("keypoints", 3, 3) in calls
     assert all(done <= total == 3 for _, done, total in calls)
+
+
+def test_bf16_training_on_a_cpu_says_it_is_slow(tmp_path):
+    from rich.console import Console
+
+    from scorr_cli.train import monitor
+
+    clip = tmp_path / "data" / "train" / "c"
+    clip.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_image(clip / f"{i}.png", rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    from scorr_cli.train.config import resolve_config
+    from scorr_cli.train.trainer import train
+
+    cfg = resolve_config(str(tmp_path / "data"), preset="tiny", overrides={
+        "run": {"out": str(tmp_path / "r"), "threads": 1, "num_workers": 0, "eval_clips": 0, "sample_every": 0,
+                "precision": "bf16", "device": "cpu"},
+        "schedule": {"batch_size": 1, "max_steps": 1}, "data": {"num_repeats": 1},
+        "loss": {"perceptual_backend": "none"}})
+    import io
+
+    buf = io.StringIO()
+    real = monitor.ProgressDisplay.__init__
+
+    def to_buffer(self, *a, **kw):
+        kw["console"] = Console(file=buf, width=200)
+        real(self, *a, **kw)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(monitor.ProgressDisplay, "__init__", to_buffer):
+        train(cfg, show_progress=True)
+    assert "bf16 autocast on a CPU runs about 15x slower" in buf.getvalue()
