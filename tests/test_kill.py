@@ -5,7 +5,6 @@ behind (no hidden temp file), and a resumed training run ends where an uninterru
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess

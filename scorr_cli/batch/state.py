@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from scorr_cli.fsutil import atomic_write_text
 
@@ -62,10 +62,6 @@ class RankState:
         self.items[key] = record
         self.save()
 
-    def forget(self, key: str) -> None:
-        if self.items.pop(key, None) is not None:
-            self.save()
-
     def save(self) -> None:
         doc = {"version": STATE_VERSION, "rank": self.rank, "world_size": self.world_size, "updated": time.time(),
                "items": {k: v.to_json() for k, v in sorted(self.items.items())}}
@@ -91,19 +87,3 @@ def merged_state(outdir: str | Path) -> dict[str, ItemRecord]:
             if key not in merged or rec.finished >= merged[key].finished:
                 merged[key] = rec
     return merged
-
-
-def status_counts(records: dict[str, ItemRecord]) -> dict[str, int]:
-    out = {DONE: 0, FAILED: 0}
-    for rec in records.values():
-        out[rec.status] = out.get(rec.status, 0) + 1
-    return out
-
-
-def output_exists(outdir: Path, key: str) -> bool:
-    return (Path(outdir) / key).exists()
-
-
-def done_keys(records: dict[str, ItemRecord], outdir: Optional[Path] = None) -> set[str]:
-    """Items recorded done (and, given ``outdir``, whose output is still there)."""
-    return {k for k, r in records.items() if r.status == DONE and (outdir is None or output_exists(outdir, k))}

@@ -41,14 +41,8 @@ def _root(
 
 
 def _register() -> None:
-    # Imported here so that `scorr --help` stays fast and a broken optional module names itself.
     for name in ("animate", "crop", "batch", "train", "evaluate", "weights"):
-        try:
-            module = __import__(f"scorr_cli.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as e:
-            if e.name == f"scorr_cli.cli.{name}":
-                continue  # subcommand not built yet
-            raise
+        module = __import__(f"scorr_cli.cli.{name}", fromlist=["register"])
         module.register(app)
 
 

@@ -135,10 +135,6 @@ class ModelConfig:
         n = self.generator.num_down_blocks
         return tuple(self.image_size // 2 ** (n - i) for i in range(n + 1))
 
-    @property
-    def has_jacobian(self) -> bool:
-        return self.prior in ("mtia", "fomm")
-
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(copy.deepcopy(self), **changes)
 

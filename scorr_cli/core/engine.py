@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -139,15 +138,3 @@ class AnimationEngine:
         out = parts[0] if len(parts) == 1 else _concat_outputs(parts)
         out.prediction = out.prediction.float().clamp_(0, 1)
         return out
-
-    def animate_stream(self, state: SourceState, frames: Iterator[torch.Tensor], batch_size: int = 8,
-                       options: TransferOptions = TransferOptions()) -> Iterator[torch.Tensor]:
-        """Yield predicted frames (``3×H×W`` on the CPU) one by one, computing them ``batch_size`` at a time."""
-        batch: list[torch.Tensor] = []
-        for frame in frames:
-            batch.append(frame)
-            if len(batch) == batch_size:
-                yield from self.animate(state, torch.stack(batch), options).prediction.cpu()
-                batch = []
-        if batch:
-            yield from self.animate(state, torch.stack(batch), options).prediction.cpu()

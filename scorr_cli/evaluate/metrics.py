@@ -25,7 +25,6 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 # ----------------------------------------------------------------------------- pixel metrics
 
@@ -263,13 +262,3 @@ class FaceMetrics:
                 pe = self.embed(p, pi)
                 aed[i] = float(np.linalg.norm(pe - ge))
         return {"akd": akd, "mkr": missing, "aed": aed}
-
-
-def lpips_distance_from_images(model: LPIPS, pred: torch.Tensor, gt: torch.Tensor) -> np.ndarray:
-    return model.score01(pred, gt)
-
-
-def resize_to(batch: torch.Tensor, size: int) -> torch.Tensor:
-    if batch.shape[-1] == size and batch.shape[-2] == size:
-        return batch
-    return F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

@@ -7,7 +7,6 @@ captured so that no multi-line ffmpeg log reaches the user.
 from __future__ import annotations
 
 import functools
-import os
 import re
 import subprocess
 from typing import Sequence
@@ -57,7 +56,3 @@ def summarize_stderr(stderr: str, fallback: str = "ffmpeg failed") -> str:
 def _shorten(line: str, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
-
-def fsname(path: str | os.PathLike) -> str:
-    """How a path is named in messages: as the user gave it."""
-    return os.fspath(path)
