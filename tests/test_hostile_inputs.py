@@ -169,19 +169,25 @@ def _wait_for(predicate, timeout: float = 120.0) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_animate_like_ctrl_c(tiny_ckpt, tmp_path):
-    """SIGTERM mid-run: exit 130, one line, no output and no temp file."""
-    out = tmp_path / "out.mp4"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "scorr_cli", "animate", str(EXAMPLES / "source.png"),
-                             str(EXAMPLES / "driving.mp4"), "-o", str(out), "-c", str(tiny_ckpt), "--no-crop",
-                             "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    _wait_for(lambda: any(".part" in p for p in _hidden(tmp_path)) or proc.poll() is not None)
+@pytest.mark.parametrize("command", ["animate", "batch"])
+def test_sigterm_stops_like_ctrl_c(tiny_ckpt, tmp_path, command):
+    """SIGTERM mid-run: exit 130, one line, no output and no temp file (batch: its state says why)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    if command == "animate":
+        args = ["animate", str(EXAMPLES / "source.png"), str(EXAMPLES / "driving.mp4"), "-o", str(out / "o.mp4")]
+    else:
+        jobs = tmp_path / "jobs.csv"
+        jobs.write_text(f"source,driving\n{EXAMPLES / 'source.png'},{EXAMPLES / 'driving.mp4'}\n")
+        args = ["batch", str(jobs), "-o", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "scorr_cli", *args, "-c", str(tiny_ckpt), "--no-crop",
+                             "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: any(".part" in p for p in _hidden(out)) or proc.poll() is not None)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert stderr.decode().strip().splitlines() == ["scorr: error: interrupted"]
-    assert list(tmp_path.iterdir()) == []
+    assert stderr.decode().strip().splitlines()[-1] == "scorr: error: interrupted"
+    assert [p.name for p in out.iterdir() if p.name != ".scorr-batch"] == []
 
 
 def test_batch_adopts_a_finished_output_whose_record_was_lost(tiny_ckpt, tmp_path):
