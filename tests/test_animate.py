@@ -121,9 +121,17 @@ def test_greyscale_rgba_non_square_source_without_crop(faces_media, tiny_ckpt, t
 
 
 def test_find_best_frame_and_explicit_best_frame(faces_media, tiny_ckpt, tmp_path):
-    r = _run(faces_media, tiny_ckpt, "driving/liveportrait_d11.mp4", tmp_path / "a.mp4", find_best_frame=True,
-             max_frames=3)
-    assert 0 <= r.reference_frame < 3 and probe_video(tmp_path / "a.mp4").n_frames == 3
+    # A clip whose frame 2 is the source portrait itself; the others tilt it by ±25°: the search must pick 2.
+    import cv2
+
+    src = read_image(Path(__file__).resolve().parents[1] / "examples" / "source.png")
+    h, w = src.shape[:2]
+    tilted = [cv2.warpAffine(src, cv2.getRotationMatrix2D((w / 2, h / 2), a, 1.0), (w, h),
+                             borderMode=cv2.BORDER_REFLECT101) for a in (25, -25)]
+    clip = make_test_video(tmp_path / "clip.mp4", [tilted[0], tilted[1], src, tilted[0]], 25)
+    r = animate(AnimateConfig(source=Path(__file__).resolve().parents[1] / "examples" / "source.png", driving=clip,
+                              output=tmp_path / "a.mp4", checkpoint=str(tiny_ckpt), size=64, find_best_frame=True))
+    assert r.reference_frame == 2 and probe_video(tmp_path / "a.mp4").n_frames == 4
     r = _run(faces_media, tiny_ckpt, "driving/liveportrait_d11.mp4", tmp_path / "b.gif", best_frame=2, max_frames=3,
              crop=False)
     assert r.reference_frame == 2 and r.kind == "gif"
