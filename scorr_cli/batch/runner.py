@@ -245,7 +245,7 @@ class BatchRunner:
         def make() -> CachedDriving:
             from scorr_cli.media import iter_video_frames
             from scorr_cli.pipeline.animate import chunked, open_driving, image_to_tensor, images_to_tensor
-            from scorr_cli.pipeline.faces import warp
+            from scorr_cli.faces import warp_crop
 
             engine = self.engine
             drv = open_driving(path, max_frames)
@@ -253,14 +253,14 @@ class BatchRunner:
             self.stats["driving_keypoint_passes"] += 1
             if drv.kind == "image":
                 window = cropper.image_window(drv.image, engine.size, str(path))
-                kp = engine.detect(image_to_tensor(warp(drv.image, window)))
+                kp = engine.detect(image_to_tensor(warp_crop(drv.image, window)))
                 return CachedDriving("image", None, 1, {k: v.cpu() for k, v in kp.items()})
             info, n = drv.info, drv.n_frames
             window = cropper.video_window(iter_video_frames(path, stop=n), n, info.width, info.height, engine.size,
                                           str(path))
             parts: list[dict[str, torch.Tensor]] = []
             seen = 0
-            crops = (warp(f, window) for f in iter_video_frames(path, stop=n))
+            crops = (warp_crop(f, window) for f in iter_video_frames(path, stop=n))
             for batch in chunked(crops, self.config.batch_size):
                 parts.append({k: v.cpu() for k, v in engine.detect(images_to_tensor(batch)).items()})
                 seen += len(batch)

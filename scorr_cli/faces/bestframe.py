@@ -25,25 +25,40 @@ def normalize_kp(kp: np.ndarray) -> Optional[np.ndarray]:
     return (kp - kp.mean(axis=0)) / np.sqrt(area)
 
 
+class BestFrameSearch:
+    """FOMM's ``find_best_frame`` as a stream: ``add`` each driving frame's 68 points (None: no face,
+    skipped instead of crashing as FOMM's does); ``best_index`` is the closest frame so far (-1: none)."""
+
+    def __init__(self, source_landmarks: np.ndarray):
+        self.source = normalize_kp(source_landmarks)
+        if self.source is None:
+            raise NoFaceError("no landmarks for the source face")
+        self.best_index = -1
+        self.best_error = np.inf
+        self.seen = 0
+
+    def add(self, landmarks: Optional[np.ndarray]) -> None:
+        i = self.seen
+        self.seen += 1
+        if landmarks is None:
+            return
+        d = normalize_kp(landmarks)
+        if d is None or d.shape != self.source.shape:
+            return
+        err = float(((self.source - d) ** 2).sum())
+        if err < self.best_error:
+            self.best_index, self.best_error = i, err
+
+
 def find_best_frame(source_landmarks: np.ndarray, driving_landmarks_list: Sequence[Optional[np.ndarray]]) -> int:
     """Index of the driving frame whose normalised 68 points best match the source (frames without a
     face, i.e. None, are skipped). Raises NoFaceError when no driving frame has landmarks."""
-    src = normalize_kp(source_landmarks)
-    if src is None:
-        raise NoFaceError("no landmarks for the source face")
-    best, best_i = np.inf, -1
-    for i, kp in enumerate(driving_landmarks_list):
-        if kp is None:
-            continue
-        d = normalize_kp(kp)
-        if d is None or d.shape != src.shape:
-            continue
-        err = float(((src - d) ** 2).sum())
-        if err < best:
-            best, best_i = err, i
-    if best_i < 0:
+    search = BestFrameSearch(source_landmarks)
+    for kp in driving_landmarks_list:
+        search.add(kp)
+    if search.best_index < 0:
         raise NoFaceError("no face found in any driving frame")
-    return best_i
+    return search.best_index
 
 
 def driving_crop_window(frames: Iterable[np.ndarray] | str | os.PathLike, detector: FaceDetector, size: int = 256,

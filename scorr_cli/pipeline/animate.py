@@ -18,9 +18,11 @@ import cv2
 import numpy as np
 import torch
 
-from scorr_cli.errors import InputError, NoFaceError, ScorrError
+from scorr_cli.errors import InputError, NoFaceError
 from scorr_cli.fsutil import check_output
-from scorr_cli.pipeline.faces import LANDMARK_SIZE, BestFrameSearch, FaceCropper, paste, rescaled, warp
+from scorr_cli.faces import paste_back, warp_crop
+from scorr_cli.faces.bestframe import BestFrameSearch
+from scorr_cli.pipeline.faces import LANDMARK_SIZE, FaceCropper, rescaled
 
 MODES = ("auto", "relative", "absolute")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -308,18 +310,18 @@ def animate(config: AnimateConfig, progress: Optional[ProgressFn] = None, engine
             from scorr_cli.media import iter_video_frames
 
             ref = next(iter(iter_video_frames(config.driving, start=reference, stop=reference + 1)))
-            engine.set_reference(state, engine.detect(image_to_tensor(warp(ref, window))))
+            engine.set_reference(state, engine.detect(image_to_tensor(warp_crop(ref, window))))
         reference = reference if reference is not None else 0
 
     # 4. Stream: decode -> crop -> batched engine -> (paste back) -> encode.
     def finish(frame: np.ndarray) -> np.ndarray:
-        return paste(source_image, frame, source_t) if config.paste_back else frame
+        return paste_back(source_image, frame, source_t) if config.paste_back else frame
 
     out_size = (source_image.shape[1], source_image.shape[0]) if config.paste_back else (size, size)
     if driving.kind == "image":
         from scorr_cli.media import write_image
 
-        crop = warp(driving.image, window)
+        crop = warp_crop(driving.image, window)
         result, kp_d, kp_r = _animate_batch(engine, state, [crop], options)
         if prev_path is not None:
             write_image(prev_path, preview_frame(source_crop, kp_source, crop, kp_d[0], result[0], kp_r[0]))
@@ -356,16 +358,14 @@ def _find_best_frame(config: AnimateConfig, driving: DrivingSource, cropper: Fac
     """First pass over the clip: the frame whose face landmarks best match the source's (FOMM's rule)."""
     from scorr_cli.media import iter_video_frames
 
-    if cropper.detector is None:
-        raise ScorrError("--find-best-frame needs the face package (scorr_cli.faces); use --best-frame N")
-    src_lm = cropper.landmarks(warp(source_image, rescaled(source_t, LANDMARK_SIZE)))
+    src_lm = cropper.landmarks(warp_crop(source_image, rescaled(source_t, LANDMARK_SIZE)))
     if src_lm is None:
         raise NoFaceError(f"{config.source}: no face landmarks found in the source crop (needed by --find-best-frame)")
     search = BestFrameSearch(src_lm)
     big = rescaled(window, LANDMARK_SIZE)
     for frame in _progress_iter(iter_video_frames(config.driving, stop=driving.n_frames), "finding best frame",
                                 driving.n_frames, report):
-        search.add(cropper.landmarks(warp(frame, big)))
+        search.add(cropper.landmarks(warp_crop(frame, big)))
     if search.best_index < 0:
         raise NoFaceError(f"{config.driving}: no face found in any of frames 0-{driving.n_frames - 1} "
                           "(needed by --find-best-frame; use --best-frame N)")
@@ -397,7 +397,7 @@ def _stream_video(config: AnimateConfig, driving: DrivingSource, kind: str, wind
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(open_writer(config.output, info.fps, kind, **audio))
         prev = stack.enter_context(open_writer(prev_path, info.fps, kind, **audio)) if prev_path else None
-        crops = (warp(f, window) for f in iter_video_frames(config.driving, stop=total))
+        crops = (warp_crop(f, window) for f in iter_video_frames(config.driving, stop=total))
         for batch in chunked(crops, config.batch_size):
             results, kp_d, kp_r = _animate_batch(engine, state, batch, options)
             for i, result in enumerate(results):
