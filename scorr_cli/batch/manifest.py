@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from scorr_cli.choices import MOTION_MODES, OUTPUT_FORMATS
 from scorr_cli.errors import InputError
 
 DEFAULT_NAME = "{source}__{driving}.{ext}"
@@ -29,8 +30,6 @@ ITEM_OPTIONS: dict[str, type] = {
     "mode": str, "adapt_scale": bool, "crop": bool, "max_frames": int, "best_frame": int, "format": str,
     "audio": bool,
 }
-_MODES = ("auto", "relative", "absolute")
-_FORMATS = ("mp4", "gif", "png")
 
 
 @dataclass(frozen=True)
@@ -80,10 +79,10 @@ def parse_options(raw: dict[str, Any], where: str) -> dict[str, Any]:
                 v = str(value).strip()
         except ValueError:
             raise InputError(f"{where}: {key} must be an integer, got {value!r}") from None
-        if key == "mode" and v not in _MODES:
-            raise InputError(f"{where}: mode {v!r}: expected one of {', '.join(_MODES)}")
-        if key == "format" and v not in _FORMATS:
-            raise InputError(f"{where}: format {v!r}: expected one of {', '.join(_FORMATS)}")
+        if key == "mode" and v not in MOTION_MODES:
+            raise InputError(f"{where}: mode {v!r}: expected one of {', '.join(MOTION_MODES)}")
+        if key == "format" and v not in OUTPUT_FORMATS:
+            raise InputError(f"{where}: format {v!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
         if key in ("max_frames",) and v < 1 or key == "best_frame" and v < 0:
             raise InputError(f"{where}: {key} out of range ({v})")
         out[key] = v

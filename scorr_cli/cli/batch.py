@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from scorr_cli.choices import MOTION_MODES, OUTPUT_FORMATS
 from scorr_cli.cli.common import handle_errors
 from scorr_cli.errors import InputError
 
@@ -151,9 +152,9 @@ def batch_cmd(
         rows = pair_folders(sources, drivings, pairing)
     else:
         raise InputError("give a manifest (CSV/JSONL) or both --sources DIR and --drivings DIR")
-    if mode not in ("auto", "relative", "absolute"):
+    if mode not in MOTION_MODES:
         raise InputError(f"--mode {mode}: expected auto, relative or absolute")
-    if format is not None and format not in ("mp4", "gif", "png"):
+    if format is not None and format not in OUTPUT_FORMATS:
         raise InputError(f"--format {format}: expected mp4, gif or png")
     items = build_items(rows, name, format)
     config = BatchConfig(outdir=output, checkpoint=checkpoint, device=device, precision=precision,

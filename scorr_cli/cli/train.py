@@ -10,6 +10,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from scorr_cli.choices import PERCEPTUAL_BACKENDS, PRIORS, one_of
 from scorr_cli.cli.common import fail, handle_errors
 
 ABLATIONS = {
@@ -131,11 +132,11 @@ def train_cmd(
         raise fail("--data is required (vox, celebvhq or a dataset folder), unless continuing with --resume", 2)
     if preset is not None and preset not in TRAIN_PRESETS:
         raise fail(f"--preset must be one of {', '.join(TRAIN_PRESETS)}, got {preset!r}", 2)
-    if prior is not None and prior not in ("mtia", "tpsm", "fomm"):
-        raise fail(f"--prior must be mtia, tpsm or fomm, got {prior!r}", 2)
+    if prior is not None and prior not in PRIORS:
+        raise fail(f"--prior must be {one_of(PRIORS)}, got {prior!r}", 2)
     if precision is not None and precision not in PRECISIONS:
         raise fail(f"--precision must be fp32 or bf16, got {precision!r}", 2)
-    if perceptual is not None and perceptual not in ("vgg19", "random", "none"):
+    if perceptual is not None and perceptual not in PERCEPTUAL_BACKENDS:
         raise fail(f"--perceptual must be vgg19, random or none, got {perceptual!r}", 2)
     if data_root is not None and data is not None and data not in DATA_NAMES:
         raise fail("--data-root goes with --data vox|celebvhq; for your own dataset pass --data PATH", 2)

@@ -13,8 +13,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from scorr_cli.choices import PRIORS
+
 Prior = Literal["mtia", "tpsm", "fomm"]
-PRIORS: tuple[str, ...] = ("mtia", "tpsm", "fomm")
 
 
 @dataclass

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scorr_cli.choices import PERCEPTUAL_BACKENDS
 from scorr_cli.core.config import check_fields
 from scorr_cli.core.transforms import RandomTransform, TransformConfig
 
 PerceptualBackend = Literal["vgg19", "random", "none"]
-PERCEPTUAL_BACKENDS: tuple[str, ...] = ("vgg19", "random", "none")
 Detector = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from scorr_cli.choices import TRANSFER_MODES
+
 
 @dataclass(frozen=True)
 class TransferOptions:
@@ -20,7 +22,7 @@ class TransferOptions:
     relative_jacobian: bool = True  # transfer jacobians relatively too (when the prior has them)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("relative", "absolute"):
+        if self.mode not in TRANSFER_MODES:
             raise ValueError(f"unknown motion mode {self.mode!r}; expected relative or absolute")
 
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import torch
 
+from scorr_cli.choices import LPIPS_NETS, one_of
 from scorr_cli.errors import InputError, ScorrError
 from scorr_cli.evaluate import metrics as M
 from scorr_cli.evaluate.follow import FOLLOW_METRICS, follow_scores, rotation_distance, sequence_signals
@@ -72,8 +73,8 @@ class EvalConfig:
                 raise InputError(f"--baseline {b}: expected one of {', '.join(BASELINES)}")
         if not self.checkpoints and not self.baselines:
             raise InputError("nothing to evaluate: give checkpoint(s) and/or --baseline copy-source")
-        if self.lpips not in ("vgg", "alex", "none"):
-            raise InputError(f"--lpips {self.lpips}: expected vgg, alex or none")
+        if self.lpips not in LPIPS_NETS:
+            raise InputError(f"--lpips {self.lpips}: expected {one_of(LPIPS_NETS)}")
         if self.batch_size < 1:
             raise InputError("--batch-size must be at least 1")
         if self.sources is not None and not self.cross:

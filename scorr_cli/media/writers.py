@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from scorr_cli.choices import OUTPUT_FORMATS, one_of
 from scorr_cli.errors import InputError, ScorrError
 from scorr_cli.fsutil import atomic_path, temp_beside
 from scorr_cli.media._ffmpeg import ffmpeg_exe, run_ffmpeg, summarize_stderr
@@ -339,8 +340,8 @@ Writer = VideoWriter | GifWriter | FrameFolderWriter
 def writer_format(path: str | os.PathLike, format: str | None = None) -> str:
     """'mp4', 'gif' or 'png' from ``format`` or the extension; InputError naming the file otherwise."""
     if format is not None:
-        if format not in ("mp4", "gif", "png"):
-            raise InputError(f"{os.fspath(path)}: unknown output format {format!r} (use mp4, gif or png)")
+        if format not in OUTPUT_FORMATS:
+            raise InputError(f"{os.fspath(path)}: unknown output format {format!r} (use {one_of(OUTPUT_FORMATS)})")
         return format
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS_BY_SUFFIX:

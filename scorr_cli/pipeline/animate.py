@@ -24,9 +24,9 @@ from scorr_cli.faces import paste_back, warp_crop
 from scorr_cli.faces.bestframe import BestFrameSearch
 from scorr_cli.pipeline.faces import LANDMARK_SIZE, FaceCropper, rescaled
 
-MODES = ("auto", "relative", "absolute")
-PRECISIONS = ("fp32", "bf16", "fp16")
-FORMATS = ("mp4", "gif", "png")
+from scorr_cli.choices import INFERENCE_PRECISIONS as PRECISIONS
+from scorr_cli.choices import MOTION_MODES as MODES
+from scorr_cli.choices import OUTPUT_FORMATS as FORMATS
 PREVIEW_PANEL = 256
 DEFAULT_OUTPUT_SIZE = 256  # smaller models are upsampled to this; larger ones keep their resolution
 """Preview panels are at least this big so keypoints stay visible with low-resolution models."""

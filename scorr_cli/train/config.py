@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from scorr_cli.choices import TRAIN_DEVICES, TRAIN_PRECISIONS
 from scorr_cli.core import config as model_config
 from scorr_cli.core.config import ModelConfig, check_fields
 from scorr_cli.core.losses import LossConfig
@@ -41,8 +42,8 @@ TRAIN_PRESETS: tuple[str, ...] = ("vox", "celebvhq", "lite", "tiny")
 DATA_NAMES: tuple[str, ...] = ("vox", "celebvhq")
 # Default dataset roots (relative to the working directory, as the authors' configs).
 DEFAULT_ROOTS: dict[str, str] = {"vox": "data/voxceleb1-png", "celebvhq": "data/celebvhq256-png"}
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+PRECISIONS = TRAIN_PRECISIONS
+DEVICES = TRAIN_DEVICES
 CLIP_SCOPES: tuple[str, ...] = ("all", "authors")
 
 

@@ -1,0 +1,19 @@
+"""Every list of valid values a user can pass, defined once (options, config files, manifests and the
+library's own checks all read these). A leaf module: it imports nothing, so any layer may use it."""
+
+from __future__ import annotations
+
+MOTION_MODES: tuple[str, ...] = ("auto", "relative", "absolute")  # auto: relative for videos, absolute for an image
+TRANSFER_MODES: tuple[str, ...] = ("relative", "absolute")  # what ``auto`` resolves to
+OUTPUT_FORMATS: tuple[str, ...] = ("mp4", "gif", "png")  # png: a folder of frames
+INFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")  # autocast on CUDA; CPU runs fp32
+TRAIN_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")  # and cuda:N
+PRIORS: tuple[str, ...] = ("mtia", "tpsm", "fomm")  # prior motion models
+PERCEPTUAL_BACKENDS: tuple[str, ...] = ("vgg19", "random", "none")
+LPIPS_NETS: tuple[str, ...] = ("vgg", "alex", "none")
+
+
+def one_of(values: tuple[str, ...]) -> str:
+    """'a, b or c' for messages."""
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
