@@ -30,7 +30,7 @@ def _tiny(**changes) -> ModelConfig:
     return cfg
 
 
-# Parameter counts of the authors' models (ARCHITECTURE.md §13, inference column: no VGG).
+# Parameter counts of the authors' models (docs/ARCHITECTURE.md §1: inference, no VGG).
 @pytest.mark.parametrize("prior,prior_only,background,expected", [
     ("mtia", False, False, 114_339_206),
     ("tpsm", False, False, 113_353_156),

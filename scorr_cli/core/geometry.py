@@ -1,6 +1,6 @@
 """Coordinate grids, Gaussian keypoint maps, samplers and thin-plate splines.
 
-Two coordinate systems coexist (see ARCHITECTURE.md §0): normalised (x, y) in [-1, 1] where ±1 are
+Two coordinate systems coexist (docs/ARCHITECTURE.md §2): normalised (x, y) in [-1, 1] where ±1 are
 the centres of the border pixels, and pixel (x, y) used by the refinement network. The samplers
 below encode the three ``grid_sample`` conventions the released weights were trained with.
 """

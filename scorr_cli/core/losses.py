@@ -1,4 +1,4 @@
-"""Training losses of MRFA (ARCHITECTURE.md §10.3) plus pixel/SSIM terms for offline runs.
+"""Training losses of MRFA (docs/ARCHITECTURE.md §3) plus pixel/SSIM terms for offline runs.
 
 :class:`LossConfig` is the single source of the loss weights; :class:`ReconstructionLoss` holds the
 image pyramid and the (frozen) VGG so the trainer builds them once. :func:`ssim` is also the metric

@@ -4,7 +4,7 @@
 - PSNR: 10·log10(1 / MSE) with peak 1.0 on [0, 1], per frame (a perfect frame is +inf).
 - SSIM: Wang et al. 2004 via ``scorr_cli.core.losses.ssim`` (11×11 Gaussian, σ 1.5), per frame.
 - LPIPS v0.1 (Zhang et al. 2018): own AlexNet/VGG-16 feature stacks with the published linear heads;
-  inputs converted to [-1, 1] here (the authors' evaluation fed [0, 1], ARCHITECTURE.md §11). Needs the
+  inputs converted to [-1, 1] here (the authors' evaluation fed [0, 1], docs/ARCHITECTURE.md §4). Needs the
   torchvision ImageNet backbone file and the ``lpips`` head file; missing ones skip LPIPS with a reason.
 - AKD: mean Euclidean distance, in pixels at the evaluated resolution, between the 68 landmarks of the
   ground-truth and generated frames; frames whose ground truth has no detected face are left out, and

@@ -1,6 +1,6 @@
 """Evaluation protocols: the paper's reconstruction protocol, and cross-identity pairs.
 
-Reconstruction (ARCHITECTURE.md §11): for each test clip, frame 0 is the source and every frame t
+Reconstruction (docs/ARCHITECTURE.md §4): for each test clip, frame 0 is the source and every frame t
 (0 included) drives it with **absolute** keypoints, the background predictor used when the model has
 one; predictions are compared with frame t. Everything happens on lossless frames in memory: the
 clip's own frames (PNG folders, or a video decoded once, never re-encoded) and the model's float

@@ -1,7 +1,7 @@
 """Training augmentation: time flip, horizontal flip, colour jitter — one draw shared by all frames of
 an item, so source and driving stay consistent.
 
-Differences from the authors' ``augmentation.py`` (ARCHITECTURE.md §14.24): the two flips are
+Differences from the authors' ``augmentation.py`` (docs/ARCHITECTURE.md §7): the two flips are
 independent (theirs flips horizontally only without a time flip, p 0.25), and the jitter works on float
 images with numpy/OpenCV (no PIL 8-bit round trip, no torchvision). Jitter semantics follow
 torchvision's ``ColorJitter``: factors uniform in [1 − x, 1 + x] (hue shift in [−x, x] turns), the four

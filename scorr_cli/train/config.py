@@ -3,7 +3,7 @@
 A configuration is resolved in three layers, later ones winning:
 
 1. a *training preset* (``vox``, ``celebvhq``, ``lite``, ``tiny``): model preset + schedule + data
-   settings (ARCHITECTURE.md §10), adjusted for the prior (TPSM: milestones [70, 90], no jacobian
+   settings (docs/ARCHITECTURE.md §3), adjusted for the prior (TPSM: milestones [70, 90], no jacobian
    equivariance);
 2. ``--config FILE.yaml``: any subset of the tree below (unknown keys are an error);
 3. command-line options.

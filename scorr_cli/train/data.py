@@ -1,7 +1,7 @@
 """Training/evaluation data: clips under ``<root>/{train,test}/``, each a folder of frames or a video.
 
 A training item is two frames of one clip (source, driving), drawn uniformly with replacement and in
-time order, then augmented with one shared draw (ARCHITECTURE.md §10.1). Unlike the authors' loader,
+time order, then augmented with one shared draw (docs/ARCHITECTURE.md §3). Unlike the authors' loader,
 frames are listed in natural order, videos are decoded on demand (only the two frames an item needs),
 frames of another size are resized to ``frame_size``, and every random choice comes from a generator
 seeded by (seed, epoch, index), so a resumed run sees exactly the samples it would have seen.

@@ -1,4 +1,4 @@
-"""``scorr train``: the MRFA training loop (ARCHITECTURE.md §10) on one CPU/GPU or many (torchrun + DDP).
+"""``scorr train``: the MRFA training loop (docs/ARCHITECTURE.md §3) on one CPU/GPU or many (torchrun + DDP).
 
 One optimiser step = ``accum`` micro-batches per rank; each micro-batch runs the reconstruction
 forward (TPS dropout by epoch for the tpsm prior; the background predictor from ``bg_start``), the
