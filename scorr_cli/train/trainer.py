@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -168,6 +168,88 @@ def check_data_root(config: TrainConfig) -> Path:
     return root
 
 
+class _RunLog:
+    """What a run shows and writes as it goes: the progress display, metrics.jsonl and TensorBoard (rank 0),
+    loss means over each ``log_every`` window (averaged over ranks), and sample grids."""
+
+    def __init__(self, display: ProgressDisplay, metrics: MetricsLog | None, tb: TensorBoard | None):
+        self.display, self.metrics, self.tb = display, metrics, tb
+        self.history: list[dict[str, Any]] = []
+        self.window: dict[str, float] = {}
+        self.window_n = 0
+        self.t_window = time.perf_counter()
+
+    @classmethod
+    def open(cls, trainer: "Trainer", total: int) -> "_RunLog":
+        cfg, info = trainer.cfg, trainer.info
+        metrics = tb = None
+        if info.is_main:
+            trainer.out.mkdir(parents=True, exist_ok=True)
+            for folder in (trainer.out, trainer.ckpt_dir, trainer.out / "samples"):  # what a killed run was writing
+                remove_stale_temps_in(folder)
+            atomic_write_text(trainer.out / "config.yaml", trainer.saved_config().to_yaml())
+            # a fresh start drops what an earlier run killed before its first checkpoint logged
+            metrics = MetricsLog(trainer.out / "metrics.jsonl",
+                                 resume_step=trainer.step if trainer.resumed_from else 0)
+            tb = TensorBoard(trainer.out / "tensorboard")
+        display = ProgressDisplay(total, trainer.step, enabled=trainer.show_progress)
+        if trainer.init_note:
+            display.print(trainer.init_note)
+        if cfg.run.precision == "bf16" and trainer.device.type == "cpu":
+            display.print("note: bf16 autocast on a CPU runs about 15x slower than fp32 here (no bf16 matrix units); "
+                          "it is meant for CUDA GPUs")
+        if trainer.resumed_from is not None:
+            display.print(f"resumed from {trainer.resumed_from} (epoch {trainer.epoch}, step {trainer.step})")
+        sched = cfg.schedule
+        display.print(f"training {cfg.preset}/{cfg.model.prior} on {trainer.root} ({len(trainer.dataset)} items/epoch, "
+                      f"{trainer.steps_per_epoch} steps/epoch) device {trainer.device} × {info.world_size}, "
+                      f"batch {sched.batch_size} = {info.world_size} rank(s) × {sched.accum} × {trainer.micro}; "
+                      f"output {trainer.out}" + ("" if tb is None or tb.enabled else "; tensorboard not installed"))
+        return cls(display, metrics, tb)
+
+    def step(self, trainer: "Trainer", losses: dict[str, float], indices: list[int], vis: Any, force: bool) -> None:
+        """After an optimiser step: the window sums, a log record every ``log_every`` steps (or ``force``),
+        a sample grid every ``sample_every``."""
+        run = trainer.cfg.run
+        for k, v in losses.items():
+            self.window[k] = self.window.get(k, 0.0) + v
+        self.window_n += 1
+        if trainer.step % run.log_every == 0 or force:
+            self._record(trainer)
+        else:
+            self.display.update(trainer.step, trainer.epoch, None, None, log_line=False)
+        if trainer.info.is_main and run.sample_every and trainer.step % run.sample_every == 0 and vis:
+            grid = sample_grid(vis["source"], vis["driving"], vis["prediction"], vis["warped"], vis["visibility"])
+            write_png(trainer.out / "samples" / f"step-{trainer.step:08d}.png", grid)
+            self.tb.image("samples", grid, trainer.step)
+
+    def _record(self, trainer: "Trainer") -> None:
+        keys = sorted(self.window)
+        mean = all_reduce_mean(torch.tensor([self.window[k] / self.window_n for k in keys], dtype=torch.float64),
+                               trainer.info).tolist()
+        avg = dict(zip(keys, mean))
+        avg = {k: avg[k] for k in [*(k for k in keys if k != "total"), "total"] if k in avg}
+        dt = time.perf_counter() - self.t_window
+        it_s = self.window_n / dt if dt > 0 else None
+        if trainer.info.is_main:
+            batch = trainer.cfg.schedule.batch_size
+            rec = {"type": "step", "step": trainer.step, "epoch": trainer.epoch,
+                   "lr": trainer.optimizer.param_groups[0]["lr"], **avg, "it_s": it_s,
+                   "samples_s": it_s * batch if it_s else None, "wall_time": round(trainer.wall_time, 3)}
+            self.history.append(rec)
+            self.metrics.write(rec)
+            self.tb.scalars({**avg, "lr": rec["lr"]}, trainer.step)
+        self.display.update(trainer.step, trainer.epoch, avg, it_s, log_line=True)
+        self.window, self.window_n, self.t_window = {}, 0, time.perf_counter()
+
+    def close(self) -> None:
+        self.display.close()
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, info: DistInfo, on_step: Callable[[StepInfo], None] | None = None,
                  show_progress: bool = True, resume: str | Path | None = None):
@@ -176,20 +258,41 @@ class Trainer:
         self.on_step = on_step
         self.show_progress = show_progress and info.is_main
         self.device = info.device
-        sched, run = config.schedule, config.run
-        self.out = Path(run.out).expanduser()
+        self.out = Path(config.run.out).expanduser()
         self.ckpt_dir = st.checkpoint_dir(self.out)
         if resume is None and st.list_checkpoints(self.ckpt_dir):
             raise OutputExistsError(f"{self.out} already holds a training run: continue it with --resume {self.out}, "
                                     "or choose another --out")
+        self._build_data()
+        self._build_model(resume)
+        self._build_losses()
+        self._build_optimizer()
 
-        # ---- data
-        root = check_data_root(config)
+        # counters
+        self.epoch = 0
+        self.step = 0
+        self.samples_in_epoch = 0
+        self.wall_time = 0.0
+        self.last_eval: float | None = None
+        self.eval_history: list[float] = []
+        self.last_checkpoint: Path | None = None
+        self.resumed_from: Path | None = None
+        if resume is not None:
+            self._resume(resume)
+        barrier(info)
+
+        self.autocast_dtype = torch.bfloat16 if config.run.precision == "bf16" else None
+        self.eval_frames = self._load_eval_frames() if info.is_main else []
+
+    # ------------------------------------------------------------------------------ builders
+    def _build_data(self) -> None:
+        """The training set, its resumable sampler and the per-rank micro-batch."""
+        config, info, sched = self.cfg, self.info, self.cfg.schedule
+        self.root = check_data_root(config)
         data_cfg = config.data
         if data_cfg.frame_size is None:
             data_cfg = type(data_cfg)(**{**data_cfg.__dict__, "frame_size": config.model.image_size})
-        self.root = root
-        self.dataset = FramesDataset(root, data_cfg, "train")
+        self.dataset = FramesDataset(self.root, data_cfg, "train")
         per_step = info.world_size * sched.accum
         if sched.batch_size % per_step:
             raise InputError(f"--batch-size {sched.batch_size} is global: it must be a multiple of "
@@ -200,48 +303,56 @@ class Trainer:
                              f"({len(self.dataset.items)} clips/identities × num_repeats {data_cfg.num_repeats}), "
                              f"fewer than one batch of {sched.batch_size}: lower --batch-size or raise num_repeats")
         self.sampler = ResumableDistributedSampler(len(self.dataset), sched.batch_size // sched.accum,
-                                                   info.world_size, info.rank, seed=run.seed)
+                                                   info.world_size, info.rank, seed=self.cfg.run.seed)
         self.steps_per_epoch = self.sampler.steps_per_epoch
 
-        # ---- model, losses
+    def _build_model(self, resume: str | Path | None) -> None:
+        """The model (seeded; ``--init`` weights unless resuming), on its device, SyncBN for multi-GPU."""
+        run = self.cfg.run
         torch.manual_seed(run.seed)
         np.random.seed(run.seed % 2**32)
         import random as _random
         _random.seed(run.seed)
-        self.model = MRFA(config.model)
+        self.model = MRFA(self.cfg.model)
         self.model.train()
         self.init_note = ""
         # Training behind --init weights (followed through resumes): the published totals add it up.
         self.lineage: dict[str, float] = {}
         if run.init and resume is None:
             self.init_note = self._init_weights(run.init)
-        self.vgg_backend = config.loss.perceptual_backend
-        lc = config.loss
+        self.model.to(self.device)
+        if self.info.distributed and self.device.type == "cuda" and run.sync_batchnorm:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+
+    def _build_losses(self) -> None:
+        """The reconstruction loss (with its frozen VGG), the landmark groups, the step module (model +
+        the losses that use its sub-networks) and its DDP wrapper."""
+        config, lc = self.cfg, self.cfg.loss
+        self.vgg_backend = lc.perceptual_backend
         self.landmark_groups = self._check_landmark_guidance()
         if not lc.uses_perceptual and not lc.pixel and not lc.ssim:
             raise InputError("no reconstruction loss: enable the perceptual term (--perceptual vgg19|random) "
                              "or set loss.pixel / loss.ssim")
         vgg = None
-        if lc.uses_perceptual:
-            if lc.perceptual_backend == "vgg19":
-                vgg = build_vgg19(load_vgg19_weights(run.vgg_weights))
-            else:
-                vgg = build_vgg19(None, lc.random_vgg_seed)
+        if lc.uses_perceptual and lc.perceptual_backend == "vgg19":
+            vgg = build_vgg19(load_vgg19_weights(config.run.vgg_weights))
+        elif lc.uses_perceptual:
+            vgg = build_vgg19(None, lc.random_vgg_seed)
         self.recon = ReconstructionLoss(lc, vgg, config.model.num_channels).to(self.device)
-        self.model.to(self.device)
-        if info.distributed and self.device.type == "cuda" and run.sync_batchnorm:
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.step_module = TrainingStep(self.model, config)
         self.ddp: nn.Module = self.step_module
-        if info.distributed:
-            find_unused = run.find_unused_parameters
+        if self.info.distributed:
+            find_unused = config.run.find_unused_parameters
             if find_unused is None:
                 r = config.model.refiner
                 find_unused = (r.prior_only or not r.occlusion_update or not r.flow_update
-                               or (config.model.background and sched.bg_start > 0))
+                               or (config.model.background and config.schedule.bg_start > 0))
             self.ddp = DDP(self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                            find_unused_parameters=find_unused)
 
+    def _build_optimizer(self) -> None:
+        """Adam over one parameter group per module, MultiStepLR, and the groups gradient clipping covers."""
+        sched = self.cfg.schedule
         groups = []
         for name in MODULE_GROUPS:
             mod = getattr(self.model, name, None)
@@ -259,23 +370,6 @@ class Trainer:
         if sched.clip_scope == "all":
             clip_names.add("decoder")
         self.clip_groups = [g["params"] for g in groups if g["name"] in clip_names]
-
-        # ---- counters
-        self.epoch = 0
-        self.step = 0
-        self.samples_in_epoch = 0
-        self.wall_time = 0.0
-        self.last_eval: float | None = None
-        self.eval_history: list[float] = []
-        self.last_checkpoint: Path | None = None
-
-        self.resumed_from: Path | None = None
-        if resume is not None:
-            self._resume(resume)
-        barrier(info)
-
-        self.autocast_dtype = torch.bfloat16 if run.precision == "bf16" else None
-        self.eval_frames = self._load_eval_frames() if info.is_main else []
 
     def _check_landmark_guidance(self) -> torch.Tensor:
         """The (groups × 68) averaging matrix; refuses guidance the model or the data cannot take."""
@@ -492,138 +586,85 @@ class Trainer:
         return total
 
     def run(self) -> TrainResult:
-        cfg, info = self.cfg, self.info
-        sched, run = cfg.schedule, cfg.run
+        """Epochs of optimiser steps until the schedule or ``max_steps`` ends, or Ctrl-C/SIGTERM asks to stop
+        (then the step in flight finishes, a checkpoint is saved and the run can be resumed)."""
         total = self.total_steps()
-        history: list[dict[str, Any]] = []
-        metrics = tb = None
-        if info.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            for folder in (self.out, self.ckpt_dir, self.out / "samples"):  # what a killed run was writing
-                remove_stale_temps_in(folder)
-            atomic_write_text(self.out / "config.yaml", self.saved_config().to_yaml())
-            # a fresh start drops what an earlier run killed before its first checkpoint logged
-            metrics = MetricsLog(self.out / "metrics.jsonl", resume_step=self.step if self.resumed_from else 0)
-            tb = TensorBoard(self.out / "tensorboard")
-        display = ProgressDisplay(total, self.step, enabled=self.show_progress)
-        if self.init_note:
-            display.print(self.init_note)
-        if run.precision == "bf16" and self.device.type == "cpu":
-            display.print("note: bf16 autocast on a CPU runs about 15x slower than fp32 here (no bf16 matrix units); "
-                          "it is meant for CUDA GPUs")
-        if self.resumed_from is not None:
-            display.print(f"resumed from {self.resumed_from} (epoch {self.epoch}, step {self.step})")
-        display.print(f"training {cfg.preset}/{cfg.model.prior} on {self.root} ({len(self.dataset)} items/epoch, "
-                      f"{self.steps_per_epoch} steps/epoch) device {self.device} × {info.world_size}, "
-                      f"batch {sched.batch_size} = {info.world_size} rank(s) × {sched.accum} × {self.micro}; "
-                      f"output {self.out}" + ("" if tb is None or tb.enabled else "; tensorboard not installed"))
-        interrupted = False
+        log = _RunLog.open(self, total)
+        self._interrupted = self._epoch_exhausted = False
         final: Path | None = None
-        window: dict[str, float] = {}
-        window_n = 0
-        t_window = time.perf_counter()
         saved_at = self.step if self.resumed_from else -1
         try:
             with _StopFlag() as stop:
-                while self.epoch < sched.epochs and self.step < total:
-                    self.sampler.set_epoch(self.epoch, self.samples_in_epoch)
-                    self.dataset.set_epoch(self.epoch)
-                    it = iter(self._loader())
-                    epoch_done = False
-                    while self.step < total:
-                        t0 = time.perf_counter()
-                        self.optimizer.zero_grad(set_to_none=True)
-                        step_losses: dict[str, float] = {}
-                        indices: list[int] = []
-                        vis = None
-                        try:
-                            for m in range(sched.accum):
-                                batch = next(it)
-                                indices += [int(i) for i in batch["index"]]
-                                values, vis = self._micro_step(batch, m, sync=m == sched.accum - 1)
-                                for k, v in values.items():
-                                    step_losses[k] = step_losses.get(k, 0.0) + v / sched.accum
-                        except StopIteration:
-                            epoch_done = True
+                while self.epoch < self.cfg.schedule.epochs and self.step < total and not self._stopping(stop):
+                    for losses, indices, vis, end_of_epoch in self._steps(total, stop):
+                        log.step(self, losses, indices, vis, end_of_epoch or self.step == total)
+                        if end_of_epoch or self._stopping(stop):
                             break
-                        except RuntimeError:
-                            if stop.requested:  # a loader worker died of the same Ctrl-C
-                                break
-                            raise
-                        self._clip()
-                        self.optimizer.step()
-                        self.step += 1
-                        self.samples_in_epoch += sched.batch_size
-                        self.wall_time += time.perf_counter() - t0
-                        end_of_epoch = self.samples_in_epoch >= self.sampler.usable
-                        for k, v in step_losses.items():
-                            window[k] = window.get(k, 0.0) + v
-                        window_n += 1
-                        if self.on_step is not None:
-                            self.on_step(StepInfo(self.step, self.epoch, step_losses, indices, info.rank,
-                                                  info.world_size))
-                        log_now = self.step % run.log_every == 0 or end_of_epoch or self.step == total
-                        if log_now:
-                            keys = sorted(window)
-                            mean = all_reduce_mean(torch.tensor([window[k] / window_n for k in keys],
-                                                                dtype=torch.float64), info).tolist()
-                            avg = dict(zip(keys, mean))
-                            avg = {k: avg[k] for k in [*(k for k in keys if k != "total"), "total"] if k in avg}
-                            dt = time.perf_counter() - t_window
-                            it_s = window_n / dt if dt > 0 else None
-                            if info.is_main:
-                                rec = {"type": "step", "step": self.step, "epoch": self.epoch,
-                                       "lr": self.optimizer.param_groups[0]["lr"], **avg,
-                                       "it_s": it_s, "samples_s": it_s * sched.batch_size if it_s else None,
-                                       "wall_time": round(self.wall_time, 3)}
-                                history.append(rec)
-                                metrics.write(rec)
-                                tb.scalars({**avg, "lr": rec["lr"]}, self.step)
-                            display.update(self.step, self.epoch, avg, it_s, log_line=True)
-                            window, window_n, t_window = {}, 0, time.perf_counter()
-                        else:
-                            display.update(self.step, self.epoch, None, None, log_line=False)
-                        if info.is_main and run.sample_every and self.step % run.sample_every == 0 and vis:
-                            grid = sample_grid(vis["source"], vis["driving"], vis["prediction"], vis["warped"],
-                                               vis["visibility"])
-                            write_png(self.out / "samples" / f"step-{self.step:08d}.png", grid)
-                            tb.image("samples", grid, self.step)
-                        if end_of_epoch:
-                            epoch_done = True
-                            break
-                        if any_rank(stop.requested is not None, info):
-                            stop.requested = stop.requested or "peer"
-                            break
-                        if run.checkpoint_every and self.step % run.checkpoint_every == 0:
-                            self.save()
-                            saved_at = self.step
-                    del it
-                    if epoch_done:
-                        self._end_epoch(metrics, tb, display)
+                        if self.cfg.run.checkpoint_every and self.step % self.cfg.run.checkpoint_every == 0:
+                            saved_at = self._save_at()
+                    if self.samples_in_epoch >= self.sampler.usable or self._epoch_exhausted:
+                        self._end_epoch(log.metrics, log.tb, log.display)
                         saved_at = self.step
-                    if any_rank(stop.requested is not None, info):
-                        stop.requested = stop.requested or "peer"
-                        interrupted = True
-                        break
-                if not interrupted:
-                    if saved_at != self.step:
-                        self.save()
-                    if info.is_main and self.step >= total:
-                        final = save_checkpoint(self.out / "final.safetensors", self.model, metadata=self.metadata())
-                else:
-                    if saved_at != self.step:
-                        self.save()
-                    display.print(f"interrupted ({stop.requested}) at step {self.step}: saved "
-                                  f"{self.last_checkpoint}; continue with --resume {self.out}")
+                if saved_at != self.step:
+                    self.save()
+                if self._interrupted:
+                    log.display.print(f"interrupted ({stop.requested}) at step {self.step}: saved "
+                                      f"{self.last_checkpoint}; continue with --resume {self.out}")
+                elif self.info.is_main and self.step >= total:
+                    final = save_checkpoint(self.out / "final.safetensors", self.model, metadata=self.metadata())
             self._sync_buffers()
         finally:
-            display.close()
-            if metrics is not None:
-                metrics.close()
-            if tb is not None:
-                tb.close()
-        return TrainResult(self.out, self.step, self.epoch, self.last_checkpoint if info.is_main else None, final,
-                           interrupted, history, list(self.eval_history), self.model)
+            log.close()
+        return TrainResult(self.out, self.step, self.epoch, self.last_checkpoint if self.info.is_main else None,
+                           final, self._interrupted, log.history, list(self.eval_history), self.model)
+
+    def _stopping(self, stop: "_StopFlag") -> bool:
+        """Whether any rank was asked to stop (all ranks must leave the loop at the same step)."""
+        if any_rank(stop.requested is not None, self.info):
+            stop.requested = stop.requested or "peer"
+            self._interrupted = True
+        return self._interrupted
+
+    def _save_at(self) -> int:
+        self.save()
+        return self.step
+
+    def _steps(self, total: int, stop: "_StopFlag") -> Iterator[tuple[dict[str, float], list[int], Any, bool]]:
+        """This epoch's optimiser steps: (mean losses, dataset indices, sample tensors, end of epoch) after
+        each. Sets ``_epoch_exhausted`` when the loader runs dry before the sampler's epoch length."""
+        sched = self.cfg.schedule
+        self.sampler.set_epoch(self.epoch, self.samples_in_epoch)
+        self.dataset.set_epoch(self.epoch)
+        self._epoch_exhausted = False
+        batches = iter(self._loader())
+        while self.step < total:
+            t0 = time.perf_counter()
+            self.optimizer.zero_grad(set_to_none=True)
+            losses: dict[str, float] = {}
+            indices: list[int] = []
+            vis = None
+            try:
+                for m in range(sched.accum):
+                    batch = next(batches)
+                    indices += [int(i) for i in batch["index"]]
+                    values, vis = self._micro_step(batch, m, sync=m == sched.accum - 1)
+                    for k, v in values.items():
+                        losses[k] = losses.get(k, 0.0) + v / sched.accum
+            except StopIteration:
+                self._epoch_exhausted = True
+                return
+            except RuntimeError:
+                if stop.requested:  # a loader worker died of the same Ctrl-C
+                    return
+                raise
+            self._clip()
+            self.optimizer.step()
+            self.step += 1
+            self.samples_in_epoch += sched.batch_size
+            self.wall_time += time.perf_counter() - t0
+            if self.on_step is not None:
+                self.on_step(StepInfo(self.step, self.epoch, losses, indices, self.info.rank, self.info.world_size))
+            yield losses, indices, vis, self.samples_in_epoch >= self.sampler.usable
 
     def _sync_buffers(self) -> None:
         """DDP broadcasts BatchNorm statistics from rank 0 at the start of each forward, so after the
