@@ -138,3 +138,18 @@ class AnimationEngine:
         out = parts[0] if len(parts) == 1 else _concat_outputs(parts)
         out.prediction = out.prediction.float().clamp_(0, 1)
         return out
+
+    @torch.no_grad()
+    def reconstruct(self, state: SourceState, source: torch.Tensor, frames: torch.Tensor,
+                    use_background: bool = True) -> torch.Tensor:
+        """The paper's reconstruction forward (evaluation): each frame drives the source with its own
+        **absolute** keypoints, plus background motion when the model has a predictor and
+        ``use_background``. Returns predictions ``B×3×S×S`` in [0, 1] on the CPU."""
+        x = self._to_device(frames)
+        kp = self.detect(x)
+        with self._autocast():
+            bg = None
+            if use_background and self.model.has_background:
+                bg = self.model.bg_predictor(self._to_device(source).expand(x.shape[0], -1, -1, -1), x)
+            out = self.model.animate(state.prepared, kp, bg)
+        return out.prediction.float().clamp(0, 1).cpu()

@@ -279,23 +279,13 @@ def _prepare(method: Method, source: torch.Tensor) -> _Prepared:
     return _Prepared(method, eng.prepare(source[None]).prepared, source[None].to(eng.device))
 
 
-@torch.no_grad()
 def _reconstruct(p: _Prepared, frames: torch.Tensor, use_background: bool) -> torch.Tensor:
-    """The authors' reconstruction forward: absolute keypoints, background motion when the model has it."""
+    """The authors' reconstruction forward (absolute keypoints, background motion when the model has it)."""
     if p.method.engine is None:  # copy-source: no motion at all
         return p.source.expand(frames.shape[0], -1, -1, -1).cpu()
-    from scorr_cli.core.engine import autocast_context
+    from scorr_cli.core.engine import SourceState
 
-    eng = p.method.engine
-    x = frames.to(eng.device)
-    kp = eng.detect(x)
-    model = eng.model
-    with autocast_context(eng.device, eng.precision):
-        bg = None
-        if use_background and model.has_background:
-            bg = model.bg_predictor(p.source.expand(x.shape[0], -1, -1, -1), x)
-        out = model.animate(p.prepared, kp, bg)
-    return out.prediction.float().clamp(0, 1).cpu()
+    return p.method.engine.reconstruct(SourceState(p.prepared), p.source, frames, use_background)
 
 
 @torch.no_grad()
