@@ -12,7 +12,8 @@ from scorr_cli.core.geometry import make_coordinate_grid
 from scorr_cli.core.losses import (ImagePyramid, LossConfig, ReconstructionLoss, background_loss,
                                    equivariance_losses, ssim)
 from scorr_cli.core.transforms import RandomTransform, TransformConfig
-from scorr_cli.core.vgg import build_vgg19, load_vgg19_weights
+from scorr_cli.checkpoints.vgg import load_vgg19_weights
+from scorr_cli.core.vgg import build_vgg19
 from scorr_cli.errors import MissingWeightsError
 
 # torchvision vgg19().features: indices of the 16 convolutions (pools sit at 4, 9, 18, 27, 36).

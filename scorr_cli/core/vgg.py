@@ -4,14 +4,14 @@ Written in plain torch (torchvision cannot be installed beside our torch) but wi
 module layout, so the state dict keys are exactly ``features.<i>.weight/bias`` of
 ``torchvision.models.vgg19().features`` and the official ImageNet file ``vgg19-dcbbe2e5.pth`` loads
 after dropping its classifier. The authors' checkpoints store the same tensors as ``slice<n>.<i>.*``
-(FOMM's ``Vgg19``); :func:`vgg19_state_from_any` accepts both spellings.
+(FOMM's ``Vgg19``); :func:`vgg19_state_from_any` accepts both spellings. Reading the weight file is
+:mod:`scorr_cli.checkpoints.vgg`'s job.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 from typing import Mapping
 
 import torch
@@ -112,7 +112,7 @@ def _random_init_(model: VGG19Features, seed: int) -> None:
 
 def build_vgg19(weights: Mapping[str, torch.Tensor] | None = None, seed: int = 0) -> VGG19Features:
     """ImageNet VGG-19 from ``weights`` (any spelling :func:`vgg19_state_from_any` accepts), or a
-    fixed-seed random one when ``weights`` is None (``--perceptual random``: offline runs, smoke tests).
+    fixed-seed random one when ``weights`` is None (offline runs and smoke tests).
 
     Only the layers the loss uses (``features.0``–``features.28``) must be present; missing deeper
     layers stay randomly initialised since they never run.
@@ -129,26 +129,4 @@ def build_vgg19(weights: Mapping[str, torch.Tensor] | None = None, seed: int = 0
     return model
 
 
-def default_vgg19_path() -> Path:
-    """Where torch hub caches the ImageNet file (``$TORCH_HOME/hub/checkpoints``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILENAME
-
-
-def load_vgg19_weights(path: str | Path | None = None) -> dict[str, torch.Tensor]:
-    """Read the ImageNet VGG-19 state dict from ``path`` or the torch hub cache; never downloads."""
-    p = Path(path).expanduser() if path is not None else default_vgg19_path()
-    if not p.is_file():
-        raise MissingWeightsError(
-            f"VGG-19 ImageNet weights not found at {p}: download {VGG19_URL} there (or pass --vgg-weights "
-            "PATH), or train with --perceptual random")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise MissingWeightsError(f"cannot read VGG-19 weights {p}: {exc}") from None
-    if isinstance(state, Mapping) and "state_dict" in state:
-        state = state["state_dict"]
-    return dict(state)
-
-
-__all__ = ["VGG19Features", "build_vgg19", "vgg19_state_from_any", "load_vgg19_weights",
-           "default_vgg19_path", "SLICE_ENDS", "VGG19_URL"]
+__all__ = ["VGG19Features", "build_vgg19", "vgg19_state_from_any", "SLICE_ENDS", "VGG19_FILENAME", "VGG19_URL"]

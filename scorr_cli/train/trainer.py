@@ -36,7 +36,8 @@ from scorr_cli.checkpoints.store import publishable_metadata, read_checkpoint, s
 from scorr_cli.core.losses import ReconstructionLoss, background_loss, equivariance_losses, landmark_guidance_loss
 from scorr_cli.core.model import MRFA
 from scorr_cli.core.transforms import RandomTransform
-from scorr_cli.core.vgg import build_vgg19, load_vgg19_weights
+from scorr_cli.checkpoints.vgg import load_vgg19_weights
+from scorr_cli.core.vgg import build_vgg19
 from scorr_cli.errors import CheckpointError, InputError, OutputExistsError
 from scorr_cli.faces import landmarks as landmarks68
 from scorr_cli.fsutil import atomic_write_text, remove_stale_temps_in
