@@ -25,3 +25,16 @@ def faces_media() -> Path:
     if not root.is_dir():
         pytest.skip(f"test media not found at {root} (set SCORR_TEST_MEDIA)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A random-weight ``tiny`` model (64², seed 0) saved as a scorr checkpoint: fast end-to-end runs."""
+    import torch
+
+    from scorr_cli.checkpoints import save_checkpoint
+    from scorr_cli.core.config import preset
+    from scorr_cli.core.model import MRFA
+
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", MRFA(preset("tiny")))

@@ -11,7 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -23,16 +22,6 @@ from scorr_cli.pipeline.animate import AnimateConfig, animate
 
 runner = CliRunner()
 SOURCE = "source/liveportrait_s42.jpg"  # 512², one frontal face
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    from scorr_cli.checkpoints import save_checkpoint
-    from scorr_cli.core.config import preset
-    from scorr_cli.core.model import MRFA
-
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", MRFA(preset("tiny")))
 
 
 def _run(media: Path, ckpt: Path, driving: str, output: Path, **kw) -> object:

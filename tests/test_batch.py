@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from scorr_cli.batch import BatchConfig, BatchRunner, RankInfo, build_items, merged_state, pair_folders, read_manifest
@@ -20,16 +19,6 @@ from scorr_cli.media import probe_video, write_image
 from scorr_cli.media.testing import make_test_video, synthetic_frame
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    from scorr_cli.checkpoints import save_checkpoint
-    from scorr_cli.core.config import preset
-    from scorr_cli.core.model import MRFA
-
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", MRFA(preset("tiny")))
 
 
 @pytest.fixture(scope="module")

@@ -142,16 +142,6 @@ def dataset(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    from scorr_cli.checkpoints import save_checkpoint
-    from scorr_cli.core.config import preset
-    from scorr_cli.core.model import MRFA
-
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", MRFA(preset("tiny")))
-
-
 def test_copy_source_baseline_on_a_real_clip(dataset):
     r = evaluate(EvalConfig(data=dataset, baselines=["copy-source"], max_clips=1, batch_size=5))
     s = r.summary["copy-source"]

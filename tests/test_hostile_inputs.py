@@ -25,16 +25,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    from scorr_cli.checkpoints import save_checkpoint
-    from scorr_cli.core.config import preset
-    from scorr_cli.core.model import MRFA
-
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", MRFA(preset("tiny")))
-
-
-@pytest.fixture(scope="module")
 def truncated(tmp_path_factory) -> Path:
     """A faststart MP4 whose header says 7 s at 25 fps (175 frames), cut to its first half."""
     folder = tmp_path_factory.mktemp("damaged")

@@ -22,16 +22,6 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory) -> Path:
-    from scorr_cli.checkpoints import save_checkpoint
-    from scorr_cli.core.config import preset
-    from scorr_cli.core.model import MRFA
-
-    torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", MRFA(preset("tiny")))
-
-
 def _scorr(*args: object) -> list[str]:
     return [sys.executable, "-m", "scorr_cli", *map(str, args)]
 

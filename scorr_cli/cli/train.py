@@ -10,7 +10,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from scorr_cli.choices import PERCEPTUAL_BACKENDS, PRIORS, one_of
+from scorr_cli.choices import PERCEPTUAL_BACKENDS, PRIORS, TRAIN_PRECISIONS, one_of
 from scorr_cli.cli.common import fail, handle_errors
 
 ABLATIONS = {
@@ -48,6 +48,33 @@ def _put(tree: dict[str, Any], dotted: str, value: Any) -> None:
     for p in parents:
         node = node.setdefault(p, {})
     node[leaf] = value
+
+
+def _path(p: Optional[Path]) -> Optional[str]:
+    return str(p) if p else None
+
+
+def _ablations(names: Optional[List[str]]) -> dict[str, bool]:
+    out = {}
+    for name in names or []:
+        if name not in ABLATIONS:
+            raise fail(f"unknown --ablation {name!r}; expected one of {', '.join(ABLATIONS)}", 2)
+        out[f"model.refiner.{ABLATIONS[name]}"] = False
+    return out
+
+
+def _check_choices(data, resume, preset, prior, precision, perceptual, data_root) -> None:
+    from scorr_cli.train.config import DATA_NAMES, TRAIN_PRESETS
+
+    if data is None and resume is None:
+        raise fail("--data is required (vox, celebvhq or a dataset folder), unless continuing with --resume", 2)
+    for flag, value, valid in (("--preset", preset, TRAIN_PRESETS), ("--prior", prior, PRIORS),
+                               ("--precision", precision, TRAIN_PRECISIONS),
+                               ("--perceptual", perceptual, PERCEPTUAL_BACKENDS)):
+        if value is not None and value not in valid:
+            raise fail(f"{flag} must be {one_of(valid)}, got {value!r}", 2)
+    if data_root is not None and data is not None and data not in DATA_NAMES:
+        raise fail("--data-root goes with --data vox|celebvhq; for your own dataset pass --data PATH", 2)
 
 
 @handle_errors
@@ -125,52 +152,25 @@ def train_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Train an MRFA model (see `scorr train --help`)."""
-    from scorr_cli.train.config import DATA_NAMES, PRECISIONS, TRAIN_PRESETS, resolve_config
+    from scorr_cli.train.config import resolve_config
     from scorr_cli.train.trainer import train
 
-    if data is None and resume is None:
-        raise fail("--data is required (vox, celebvhq or a dataset folder), unless continuing with --resume", 2)
-    if preset is not None and preset not in TRAIN_PRESETS:
-        raise fail(f"--preset must be one of {', '.join(TRAIN_PRESETS)}, got {preset!r}", 2)
-    if prior is not None and prior not in PRIORS:
-        raise fail(f"--prior must be {one_of(PRIORS)}, got {prior!r}", 2)
-    if precision is not None and precision not in PRECISIONS:
-        raise fail(f"--precision must be fp32 or bf16, got {precision!r}", 2)
-    if perceptual is not None and perceptual not in PERCEPTUAL_BACKENDS:
-        raise fail(f"--perceptual must be vgg19, random or none, got {perceptual!r}", 2)
-    if data_root is not None and data is not None and data not in DATA_NAMES:
-        raise fail("--data-root goes with --data vox|celebvhq; for your own dataset pass --data PATH", 2)
-
+    _check_choices(data, resume, preset, prior, precision, perceptual, data_root)
+    # Every option's place in the configuration tree (None: not given, the preset/--config value stays).
+    given = {
+        "data_root": _path(data_root), "model.prior": prior, "model.refiner.prior_only": prior_only,
+        "model.refiner.corr_levels": corr_levels, "model.refiner.corr_radius": corr_radius,
+        "run.out": _path(out), "run.init": _path(init), "schedule.epochs": epochs, "schedule.max_steps": max_steps,
+        "schedule.batch_size": batch_size, "schedule.accum": accum, "schedule.lr": lr,
+        "run.num_workers": num_workers, "run.device": device, "run.precision": precision,
+        "loss.perceptual_backend": perceptual, "loss.landmarks": landmarks, "run.vgg_weights": _path(vgg_weights),
+        "run.checkpoint_every": checkpoint_every, "run.keep": keep, "run.sample_every": sample_every,
+        "run.log_every": log_every, "run.threads": threads, "run.seed": seed, "data.seed": seed,
+        **_ablations(ablation),
+    }
     over: dict[str, Any] = {}
-    _put(over, "data_root", str(data_root) if data_root else None)
-    _put(over, "model.prior", prior)
-    _put(over, "model.refiner.prior_only", prior_only)
-    for name in ablation or []:
-        if name not in ABLATIONS:
-            raise fail(f"unknown --ablation {name!r}; expected one of {', '.join(ABLATIONS)}", 2)
-        _put(over, f"model.refiner.{ABLATIONS[name]}", False)
-    _put(over, "model.refiner.corr_levels", corr_levels)
-    _put(over, "model.refiner.corr_radius", corr_radius)
-    _put(over, "run.out", str(out) if out else None)
-    _put(over, "run.init", str(init) if init else None)
-    _put(over, "schedule.epochs", epochs)
-    _put(over, "schedule.max_steps", max_steps)
-    _put(over, "schedule.batch_size", batch_size)
-    _put(over, "schedule.accum", accum)
-    _put(over, "schedule.lr", lr)
-    _put(over, "run.num_workers", num_workers)
-    _put(over, "run.device", device)
-    _put(over, "run.precision", precision)
-    _put(over, "loss.perceptual_backend", perceptual)
-    _put(over, "loss.landmarks", landmarks)
-    _put(over, "run.vgg_weights", str(vgg_weights) if vgg_weights else None)
-    _put(over, "run.checkpoint_every", checkpoint_every)
-    _put(over, "run.keep", keep)
-    _put(over, "run.sample_every", sample_every)
-    _put(over, "run.log_every", log_every)
-    _put(over, "run.threads", threads)
-    _put(over, "run.seed", seed)
-    _put(over, "data.seed", seed)
+    for dotted, value in given.items():
+        _put(over, dotted, value)
 
     cfg = resolve_config(data, preset=preset, config_file=config, overrides=over, resume=resume)
     result = train(cfg, resume=resume, show_progress=not quiet)
