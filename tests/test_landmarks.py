@@ -175,3 +175,34 @@ def test_guidance_refuses_data_without_landmarks_and_other_keypoint_counts(clip_
     (bare / "train" / "example" / lm68.LANDMARKS_FILE).unlink()
     with pytest.raises(InputError, match="scorr crop --dataset"):
         train(_guided_config(bare, tmp_path / "r2", landmarks=1.0), show_progress=False)
+
+
+def test_keypoint_warmup_trains_the_detector_alone_first(clip_dataset, tmp_path):
+    """schedule.keypoint_warmup_steps: the first steps move only the keypoint detector (landmark and
+    equivariance losses, no reconstruction); then the whole model trains."""
+    from scorr_cli.checkpoints import read_checkpoint
+    from scorr_cli.errors import InputError
+    from scorr_cli.train.trainer import train
+
+    cfg = _guided_config(clip_dataset, tmp_path / "warm", landmarks=10.0, equivariance_value=10.0)
+    cfg.schedule.keypoint_warmup_steps = 3
+    cfg.schedule.max_steps = 3
+    cfg.run.checkpoint_every = 0
+    warm = train(cfg, show_progress=False)
+    assert all("pixel" not in h and "landmarks" in h for h in warm.history)
+    torch.manual_seed(cfg.run.seed)
+    from scorr_cli.core.model import MRFA
+
+    start = MRFA(cfg.model).state_dict()  # the same seeded initialisation the run began from
+    after = read_checkpoint(warm.final).state
+    changed = {k.split(".")[0] for k in start if not torch.equal(start[k], after[k])}
+    assert changed == {"encoder"}, changed
+    full = _guided_config(clip_dataset, tmp_path / "full", landmarks=10.0)
+    full.schedule.keypoint_warmup_steps = 2
+    full.schedule.max_steps = 4
+    history = train(full, show_progress=False).history
+    assert ["pixel" in h for h in history] == [False, False, True, True]
+    bad = _guided_config(clip_dataset, tmp_path / "bad")
+    bad.schedule.keypoint_warmup_steps = 2
+    with pytest.raises(InputError, match="loss.landmarks"):
+        train(bad, show_progress=False)

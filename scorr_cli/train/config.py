@@ -61,6 +61,10 @@ class ScheduleConfig:
     batch_size: int = 80
     accum: int = 1  # gradient-accumulation micro-batches per optimiser step
     max_steps: int | None = None  # stop after this many optimiser steps in total (None: run all epochs)
+    # Optimiser steps at the start of a run that train only the keypoint detector, on landmark guidance
+    # and equivariance (no dense motion, refinement or generator: a fraction of a full step's cost), so
+    # the keypoints carry the face's motion before the rest learns to use them. Needs loss.landmarks > 0.
+    keypoint_warmup_steps: int = 0
     bg_start: int = 1000  # epoch from which the background predictor is used (models with one)
     grad_clip: float = 10.0  # max ∞-norm of each module's gradient (0 disables)
     # "all": clip encoder, dense_motion, bg_predictor AND the refinement network/generator (decoder);
@@ -76,6 +80,8 @@ class ScheduleConfig:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1 or self.accum < 1:
             raise ValueError("batch_size and accum must be at least 1")
+        if self.keypoint_warmup_steps < 0:
+            raise ValueError(f"keypoint_warmup_steps must be >= 0, got {self.keypoint_warmup_steps}")
         if self.max_steps is not None and self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
         if self.lr <= 0:

@@ -102,18 +102,26 @@ class TrainingStep(nn.Module):
 
     def forward(self, source: torch.Tensor, driving: torch.Tensor, transform: RandomTransform | None,
                 use_background: bool, dropout_p: float | None, generator: torch.Generator | None,
-                landmark_targets: torch.Tensor | None = None, landmark_weight: float = 0.0) -> dict[str, Any]:
+                landmark_targets: torch.Tensor | None = None, landmark_weight: float = 0.0,
+                keypoints_only: bool = False) -> dict[str, Any]:
         lc = self.loss_cfg
-        out = self.model(source, driving, use_background=use_background, dropout_p=dropout_p, generator=generator)
+        if keypoints_only:  # the keypoint warm-up: the detector alone
+            kp_source, kp_driving, out = self.model.detect(source), self.model.detect(driving), None
+        else:
+            out = self.model(source, driving, use_background=use_background, dropout_p=dropout_p,
+                             generator=generator)
+            kp_source, kp_driving = out.kp_source, out.kp_driving
         losses: dict[str, torch.Tensor] = {}
         if landmark_targets is not None and landmark_weight > 0:
             # targets: B×2×K×2, (source, driving) group centres
-            kp = torch.stack([self.model.refiner_kp(out.kp_source["kp"]), self.model.refiner_kp(out.kp_driving["kp"])], 1)
+            kp = torch.stack([self.model.refiner_kp(kp_source["kp"]), self.model.refiner_kp(kp_driving["kp"])], 1)
             losses["landmarks"] = landmark_guidance_loss(kp.flatten(0, 1), landmark_targets.flatten(0, 1),
                                                          landmark_weight)
         if transform is not None:
-            losses.update(equivariance_losses(self.model.encoder, driving, out.kp_driving, lc.equivariance_value,
+            losses.update(equivariance_losses(self.model.encoder, driving, kp_driving, lc.equivariance_value,
                                               lc.equivariance_jacobian, transform))
+        if out is None:
+            return {"prediction": None, "losses": losses}
         bg = out.dense.get("bg_affine")
         if bg is not None and lc.bg:
             losses["bg"] = background_loss(bg.float(), self.model.bg_predictor(driving, source).float(), lc.bg)
@@ -331,6 +339,9 @@ class Trainer:
         config, lc = self.cfg, self.cfg.loss
         self.vgg_backend = lc.perceptual_backend
         self.landmark_groups = self._check_landmark_guidance()
+        if config.schedule.keypoint_warmup_steps and not lc.landmarks:
+            raise InputError("schedule.keypoint_warmup_steps trains the keypoints on landmark guidance: "
+                             "set loss.landmarks (--landmarks) above 0")
         if not lc.uses_perceptual and not lc.pixel and not lc.ssim:
             raise InputError("no reconstruction loss: enable the perceptual term (--perceptual vgg19|random) "
                              "or set loss.pixel / loss.ssim")
@@ -347,7 +358,8 @@ class Trainer:
             if find_unused is None:
                 r = config.model.refiner
                 find_unused = (r.prior_only or not r.occlusion_update or not r.flow_update
-                               or (config.model.background and config.schedule.bg_start > 0))
+                               or (config.model.background and config.schedule.bg_start > 0)
+                               or config.schedule.keypoint_warmup_steps > 0)
             self.ddp = DDP(self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                            find_unused_parameters=find_unused)
 
@@ -551,16 +563,19 @@ class Trainer:
         lm_targets = None
         if lm_weight > 0:
             lm_targets = torch.einsum("gk,bskc->bsgc", self.landmark_groups, batch["landmarks"].float()).to(self.device)
+        warmup = self.step < cfg.schedule.keypoint_warmup_steps
         ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
         with ctx:
             with self._autocast():
-                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weight)
-                losses = dict(self.recon(out["prediction"], driving))
+                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weight, warmup)
+                losses = {} if warmup else dict(self.recon(out["prediction"], driving))
             losses.update(out["losses"])
             total = sum(v.float().mean() for v in losses.values())
             (total / cfg.schedule.accum).backward()
         values = {k: float(v.detach().float().mean()) for k, v in losses.items()}
         values["total"] = float(total.detach())
+        if warmup:
+            return values, None
         vis = {"source": source, "driving": driving, "prediction": out["prediction"], "warped": out["warped"],
                "visibility": out["visibility"]}
         return values, vis
