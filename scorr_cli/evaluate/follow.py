@@ -1,8 +1,8 @@
 """The follow metric: does the animated face do what the driving face does?
 
 Per frame, from 68 landmarks of the output and of the driving frame: mouth opening, eye opening, and
-head pose (yaw, pitch, roll from ``cv2.solvePnP`` of six landmarks on a generic 3-D face). Per pair
-of sequences: the Pearson correlation of each signal between output and driving, and the amplitude
+head pose (yaw and pitch from ``cv2.solvePnP`` of the rigid landmarks — eye corners and nose — on a
+generic 3-D face, roll from the eye line). Per pair of sequences: the Pearson correlation of each signal between output and driving, and the amplitude
 ratio (standard deviation of the output's signal over the driving's). ARD, the average rotation
 distance, is the mean absolute difference of the three angles in degrees.
 
@@ -24,39 +24,39 @@ POSE_SIGNALS: tuple[str, ...] = ("yaw", "pitch", "roll")
 # summary keys: <signal>_corr and <signal>_amp for every signal
 FOLLOW_METRICS: tuple[str, ...] = tuple(f"{s}_{k}" for s in SIGNALS for k in ("corr", "amp"))
 
-# A generic face in camera-aligned axes (x right, y down, z away from the camera; millimetre-like units):
-# nose tip, chin, outer eye corners, mouth corners: the usual six-point head-pose model.
-_MODEL_INDICES = (30, 8, 36, 45, 48, 54)
+# A generic face in camera-aligned axes (x right, y down, z away from the camera; units of ~0.2 mm):
+# only points that do not move with expression (eye corners, nasion, nose tip, nostrils, nose base),
+# so an open mouth or a raised chin is not read as a head turn.
+_MODEL_INDICES = (36, 39, 42, 45, 27, 30, 31, 35, 33)
 _MODEL_POINTS = np.array([
-    (0.0, 0.0, 0.0),
-    (0.0, 330.0, 65.0),
-    (-225.0, -170.0, 135.0),
-    (225.0, -170.0, 135.0),
-    (-150.0, 150.0, 125.0),
-    (150.0, 150.0, 125.0),
+    (-225.0, -170.0, 135.0), (-80.0, -170.0, 110.0), (80.0, -170.0, 110.0), (225.0, -170.0, 135.0),
+    (0.0, -185.0, 60.0), (0.0, 0.0, 0.0), (-45.0, 25.0, 85.0), (45.0, 25.0, 85.0), (0.0, 40.0, 75.0),
 ], dtype=np.float64)
 
 
 def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """(yaw, pitch, roll) in degrees of one face's 68 points (pixels of an image ``(h, w)``); NaN if PnP fails.
 
-    A pinhole camera with focal length = image width. Frontal face = (0, 0, 0); yaw > 0 turns the face
+    Yaw and pitch: ``cv2.solvePnP`` of the rigid points above on a pinhole camera (focal length = image
+    width). Roll: the angle of the line through the eye centres (PnP's roll flips sign near ±180°). Frontal = (0, 0, 0); yaw > 0 turns the face
     toward the image's right, pitch > 0 tilts the chin down, roll > 0 tilts the head clockwise on screen.
     """
     import cv2
 
     if points is None or not np.isfinite(points).all():
         return np.full(3, np.nan)
+    p = np.asarray(points, dtype=np.float64)
     h, w = image_size
     camera = np.array([[w, 0, w / 2.0], [0, w, h / 2.0], [0, 0, 1]], dtype=np.float64)
-    image_points = np.asarray(points, dtype=np.float64)[list(_MODEL_INDICES)]
-    ok, rvec, _ = cv2.solvePnP(_MODEL_POINTS, image_points, camera, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
+    ok, rvec, _ = cv2.solvePnP(_MODEL_POINTS, p[list(_MODEL_INDICES)], camera, np.zeros(4),
+                               flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return np.full(3, np.nan)
     r, _ = cv2.Rodrigues(rvec)
     pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
     yaw = math.degrees(math.asin(max(-1.0, min(1.0, -r[2, 0]))))
-    roll = math.degrees(math.atan2(r[1, 0], r[0, 0]))
+    left, right = p[36:42].mean(axis=0), p[42:48].mean(axis=0)
+    roll = math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
     return np.array([yaw, pitch, roll])
 
 
