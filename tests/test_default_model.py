@@ -27,10 +27,12 @@ HELD_OUT_PAIR = ("source/dreamtalk_male_face.png", "driving/styletalk_furious_ta
 PAIR_FRAMES = 100
 # What the shipped weights reach (weights/README.md has the measured values), with a margin.
 # The Quickstart's driving clip is the portrait moved by a 2-D motion (examples/make_examples.py): no
-# mouth, no yaw or pitch to follow, but the head tilts (roll) by ±7°.
-QUICKSTART_FLOORS = {"roll_corr": 0.8, "roll_amp": 0.3}
-PAIR_FLOORS = {"yaw_corr": -1.0, "pitch_corr": -1.0, "mouth_corr": -1.0}
-KEYPOINT_SPREAD_FLOOR = 0.0
+# mouth, no yaw or pitch to follow, but the head tilts (roll) by ±7°. Measured: roll r 0.86, amplitude 0.36.
+QUICKSTART_FLOORS = {"roll_corr": 0.7, "roll_amp": 0.25}
+# Held-out pair, measured: pitch r 0.65 (amplitude 0.37), roll r 0.94 (0.33); yaw and mouth not yet.
+PAIR_FLOORS = {"pitch_corr": 0.5, "roll_corr": 0.8, "roll_amp": 0.2}
+# The issue's target; the 1,541-step release had 0.009 (all ten keypoints in one cluster), this one 0.31.
+KEYPOINT_SPREAD_FLOOR = 0.15
 
 
 def head_poses(path: Path) -> np.ndarray:
