@@ -220,6 +220,14 @@ class BatchRunner:
             self.stats["model_loads"] += 1
         return self._engine
 
+    @property
+    def crop_size(self) -> int:
+        """Faces are cut at the output size and the engine resizes them to the model's, as ``animate``
+        does, so the two commands give the same frames."""
+        from scorr_cli.pipeline.animate import DEFAULT_OUTPUT_SIZE
+
+        return max(self.engine.size, DEFAULT_OUTPUT_SIZE)
+
     def cropper(self, crop: bool) -> Any:
         from scorr_cli.pipeline.faces import FaceCropper
 
@@ -235,7 +243,7 @@ class BatchRunner:
             from scorr_cli.pipeline.animate import image_to_tensor
 
             image = read_image(path)
-            crop_img, _ = self.cropper(crop).source(image, self.engine.size, str(path))
+            crop_img, _ = self.cropper(crop).source(image, self.crop_size, str(path))
             self.stats["sources_prepared"] += 1
             return _Source(self.engine.prepare(image_to_tensor(crop_img)).prepared, crop_img)
 
@@ -252,12 +260,12 @@ class BatchRunner:
             cropper = self.cropper(crop)
             self.stats["driving_keypoint_passes"] += 1
             if drv.kind == "image":
-                window = cropper.image_window(drv.image, engine.size, str(path))
+                window = cropper.image_window(drv.image, self.crop_size, str(path))
                 kp = engine.detect(image_to_tensor(warp_crop(drv.image, window)))
                 return CachedDriving("image", None, 1, {k: v.cpu() for k, v in kp.items()})
             info, n = drv.info, drv.n_frames
-            window = cropper.video_window(iter_video_frames(path, stop=n), n, info.width, info.height, engine.size,
-                                          str(path))
+            window = cropper.video_window(iter_video_frames(path, stop=n), n, info.width, info.height,
+                                          self.crop_size, str(path))
             parts: list[dict[str, torch.Tensor]] = []
             seen = 0
             crops = (warp_crop(f, window) for f in iter_video_frames(path, stop=n))
