@@ -38,7 +38,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary name keeps the extension so that tools choosing a format by suffix (ffmpeg) work.
     On any exception (Ctrl-C included) the temporary file is removed and nothing appears at ``path``.
     The name carries the writer's process id, so the temp files of a killed run (SIGKILL, power loss)
-    are removed by the next write of the same ``path`` (:func:`remove_stale_parts`).
+    are removed by the next write of the same ``path`` (:func:`remove_stale_temps`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +84,7 @@ def temp_beside(target: str | os.PathLike, tag: str, directory: bool = False) ->
     return Path(tmp)
 
 
-_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.(?:part|audio|old)(?:\.[^.]*)?$")
+_TEMP_NAME = re.compile(rf"^\.(?P<stem>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.(?:{'|'.join(TEMP_TAGS)})(?:\.[^.]*)?$")
 
 
 def remove_stale_temps(target: str | os.PathLike) -> list[Path]:

@@ -110,27 +110,34 @@ def order_items(items: list[BatchItem]) -> list[BatchItem]:
 
 
 def plan(items: list[BatchItem], config: BatchConfig, rank: RankInfo = RankInfo()) -> list[tuple[BatchItem, str, str]]:
-    """This rank's items with what will happen: ('run', why) or ('skip', why)."""
+    """This rank's items with what will happen: ('run', why), ('skip', why) or ('adopt', why)."""
+    return [(item, action, why) for item, action, why, _ in _plan_steps(items, config, rank)]
+
+
+def _plan_steps(items: list[BatchItem], config: BatchConfig,
+                rank: RankInfo) -> list[tuple[BatchItem, str, str, Optional[int]]]:
+    """:func:`plan`, plus the frame count of each output it verified for adoption (checked once)."""
     records = merged_state(config.outdir)
     out = []
     for item in shard(order_items(items), rank.rank, rank.world_size):
         rec = records.get(item.key)
         exists = (config.outdir / item.output).exists()
         if rec is not None and rec.status == DONE and exists:
-            out.append((item, "skip", "done"))
+            out.append((item, "skip", "done", None))
         elif rec is not None and rec.status == FAILED and not config.retry_failed:
-            out.append((item, "skip", f"failed before: {rec.reason} (use --retry-failed)"))
+            out.append((item, "skip", f"failed before: {rec.reason} (use --retry-failed)", None))
         elif exists and not config.force:
             frames = verified_frames(item, config)
             if frames is not None:  # renamed into place, then killed before the record was written
-                out.append((item, "adopt", f"complete output ({frames} frames) not yet recorded: recorded done"))
+                out.append((item, "adopt", f"complete output ({frames} frames) not yet recorded: recorded done",
+                            frames))
             else:
                 out.append((item, "skip", "output exists but is not recorded done and does not match its driving "
-                                          "input (use --force to overwrite)"))
+                                          "input (use --force to overwrite)", None))
         else:
             why = "retry" if rec is not None and rec.status == FAILED else \
                 ("output missing, re-run" if rec is not None else "new")
-            out.append((item, "run", why))
+            out.append((item, "run", why, None))
     return out
 
 
@@ -328,18 +335,18 @@ class BatchRunner:
         progress = progress or BatchProgress()
         t0 = time.perf_counter()
         report = BatchReport(rank=self.rank)
-        steps = plan(items, self.config, self.rank)
+        steps = _plan_steps(items, self.config, self.rank)
         state = state or RankState(self.config.outdir, self.rank.rank, self.rank.world_size)
         progress.start(len(steps))
         try:
-            for item, action, why in steps:
+            for item, action, why, verified in steps:
                 if action == "skip":
                     outcome = Outcome(item, SKIPPED, why)
                     report.outcomes.append(outcome)
                     progress.item_end(outcome)
                     continue
                 if action == "adopt":
-                    outcome = Outcome(item, DONE, why, verified_frames(item, self.config) or 0)
+                    outcome = Outcome(item, DONE, why, verified)
                     state.record(item.key, ItemRecord(DONE, str(item.source), str(item.driving), why, outcome.frames, 0.0))
                     report.outcomes.append(outcome)
                     progress.item_end(outcome)

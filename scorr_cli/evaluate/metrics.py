@@ -216,9 +216,10 @@ class FaceMetrics:
     def active(self) -> bool:
         return self.akd or self.embedder is not None
 
-    def distance_to(self, embedding: np.ndarray, image: np.ndarray) -> float:
-        """Identity distance of the largest face in ``image`` to a reference embedding."""
-        return float(np.linalg.norm(self.embed(image, self.face(image)) - embedding))
+    def distance_to(self, embedding: np.ndarray, image: np.ndarray, info: Optional[FaceInfo] = None) -> float:
+        """Identity distance of the largest face in ``image`` (``info``: already detected) to a reference
+        embedding."""
+        return float(np.linalg.norm(self.embed(image, info if info is not None else self.face(image)) - embedding))
 
     def face(self, image: np.ndarray) -> FaceInfo:
         if self.detector is None:

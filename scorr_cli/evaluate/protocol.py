@@ -326,38 +326,37 @@ def _recon_scores(pred: torch.Tensor, gt: torch.Tensor, gt_u8, gt_cache: list, l
 
 
 class _CrossPair:
-    """One cross-identity pair: landmarks of the driving frames (once) and of each method's outputs,
-    per-frame ARD/AED as they come, the follow scores at the end."""
+    """One cross-identity pair: the follow signals of the driving frames (once) and of each method's
+    outputs, per-frame ARD/AED as they come, the follow scores at the end."""
 
     def __init__(self, faces: M.FaceMetrics, source: torch.Tensor, methods: list[Method], size: int):
         self.faces = faces
         self.size = (size, size)
-        self.driving: list[Optional[np.ndarray]] = []
-        self.outputs: dict[str, list[Optional[np.ndarray]]] = {m.name: [] for m in methods}
+        self.driving: list[np.ndarray] = []  # frames × 5 signals per batch
+        self.outputs: dict[str, list[np.ndarray]] = {m.name: [] for m in methods}
         self.source_embedding = None
         if faces.embedder is not None:
             s8 = M.to_uint8(source[None])[0]
             self.source_embedding = faces.embed(s8, faces.face(s8))
 
     def add_driving(self, frames: list[np.ndarray]) -> None:
-        self.driving += [self.faces.face(f).landmarks for f in frames]
+        self.driving.append(sequence_signals([self.faces.face(f).landmarks for f in frames], self.size))
 
     def add_output(self, method: str, frames: list[np.ndarray]) -> dict[str, np.ndarray]:
         """Per-frame ``ard`` and ``aed`` of a batch of outputs (the batch last given to add_driving)."""
-        start = len(self.outputs[method])
         infos = [self.faces.face(f) for f in frames]
-        self.outputs[method] += [i.landmarks for i in infos]
-        drv = sequence_signals(self.driving[start:start + len(frames)], self.size)
         out = sequence_signals([i.landmarks for i in infos], self.size)
-        vals = {"ard": rotation_distance(out, drv)}
+        self.outputs[method].append(out)
+        vals = {"ard": rotation_distance(out, self.driving[len(self.outputs[method]) - 1])}
         if self.source_embedding is not None:
-            vals["aed"] = np.array([float(np.linalg.norm(self.faces.embed(f, i) - self.source_embedding))
-                                    for f, i in zip(frames, infos)])
+            vals["aed"] = np.array([self.faces.distance_to(self.source_embedding, f, i) for f, i in zip(frames, infos)])
         return vals
 
     def follow(self, method: str) -> dict[str, float]:
-        return follow_scores(sequence_signals(self.outputs[method], self.size),
-                             sequence_signals(self.driving, self.size))
+        def rows(batches: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(batches) if batches else sequence_signals([], self.size)
+
+        return follow_scores(rows(self.outputs[method]), rows(self.driving))
 
 
 def _median(values: list[float]) -> float:

@@ -129,24 +129,15 @@ def annotate_clip_folder(folder: str | os.PathLike, detector, force: bool = Fals
     """
     import io
 
-    import cv2
-
     from scorr_cli.fsutil import atomic_write_bytes
+    from scorr_cli.media import read_image
     from scorr_cli.media.frames import frame_files
 
     folder = Path(folder)
     target = folder / LANDMARKS_FILE
     if target.is_file() and not force:
         return None
-
-    def frames():
-        for path in frame_files(folder):
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise OSError(f"cannot read frame {path}")
-            yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-    points = annotate_frames(frames(), detector)
+    points = annotate_frames((read_image(path) for path in frame_files(folder)), detector)
     buf = io.BytesIO()
     np.save(buf, points)
     atomic_write_bytes(target, buf.getvalue())
