@@ -323,3 +323,35 @@ def test_cli_trains_and_resumes(clip_root: Path, tmp_path: Path, one_thread):
     assert read_checkpoint(tmp_path / "ft" / "final.safetensors").metadata["steps_total"] == 3
     r = _cli("--resume", str(tmp_path / "nothing"), *common)
     assert r.exit_code == 2 and "no such file or folder" in r.output
+
+
+def test_every_train_option_lands_in_the_configuration(tmp_path: Path):
+    """Each keyed option of TrainOptions (declared once, the CLI is built from it) overrides a real key of the
+    resolved configuration: a typo in a key, or an option that silently goes nowhere, fails here."""
+    import dataclasses
+
+    from scorr_cli.options import option_fields
+    from scorr_cli.train.config import resolve_config
+    from scorr_cli.train.options import TrainOptions
+
+    values = {"prior": "tpsm", "device": "cpu", "precision": "bf16", "perceptual": "none", "prior_only": True}
+    given = {}
+    for f in option_fields(TrainOptions):
+        if not f.metadata.get("key"):
+            continue
+        hint = str(f.type)
+        given[f.name] = values.get(f.name, tmp_path / f.name if "Path" in hint else
+                                   (7 if "int" in hint else 0.25 if "float" in hint else True))
+    options = TrainOptions(data="vox", ablation=["no-flow-update"], **given)
+    options.check()
+    tree = resolve_config(options.data, preset="tiny", overrides=options.overrides()).to_dict()
+    for f in option_fields(TrainOptions):
+        keys = f.metadata.get("key")
+        for dotted in ((keys,) if isinstance(keys, str) else keys or ()):
+            node = tree
+            for part in dotted.split("."):
+                node = node[part]
+            want = given[f.name]
+            assert node == (str(want) if isinstance(want, Path) else want), (f.name, dotted, node)
+    assert tree["model"]["refiner"]["flow_update"] is False
+    assert dataclasses.replace(options, seed=None).overrides()["run"].get("seed") is None
