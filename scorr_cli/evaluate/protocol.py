@@ -420,28 +420,42 @@ def _face_tools(config: EvalConfig, skipped: dict[str, str]) -> tuple[Any, Any, 
     return detector, embedder, getattr(detector, "name", "") if detector is not None else ""
 
 
-def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalResult:
-    t0 = time.perf_counter()
-    report = progress or (lambda stage, done, total: None)
-    methods, size = load_methods(config)
-    clips = _clips(config, size)
+def _skipped_metrics(config: EvalConfig, methods: list) -> tuple[dict[str, str], Any]:
+    """What cannot be measured and why, and the LPIPS network when it can."""
     skipped: dict[str, str] = {}
-    metric_names = CROSS_METRICS if config.cross else RECON_METRICS
-    lpips_model = None
     if config.cross:
         for m in ("l1", "psnr", "ssim", "lpips", "akd"):
             skipped[m] = f"{m.upper()} skipped: cross-identity pairs have no ground-truth frames"
         skipped["auh"] = ("AUH skipped: needs a facial action-unit detector (e.g. OpenFace) that scorr does not "
                           "ship or find on this machine")
-    elif config.lpips == "none":
+        return skipped, None
+    if config.lpips == "none":
         skipped["lpips"] = "LPIPS skipped: disabled (--lpips none)"
-    else:
-        files, reason = M.find_lpips_weights(config.lpips, config.lpips_weights)
-        if files is None:
-            skipped["lpips"] = reason
-        else:
-            dev = methods[-1].engine.device if methods[-1].engine is not None else torch.device("cpu")
-            lpips_model = M.LPIPS.from_files(config.lpips, *files).to(dev)
+        return skipped, None
+    files, reason = M.find_lpips_weights(config.lpips, config.lpips_weights)
+    if files is None:
+        skipped["lpips"] = reason
+        return skipped, None
+    dev = methods[-1].engine.device if methods[-1].engine is not None else torch.device("cpu")
+    return skipped, M.LPIPS.from_files(config.lpips, *files).to(dev)
+
+
+def _first_frame(src: Any) -> np.ndarray | torch.Tensor:
+    if isinstance(src, PhotoSource):
+        return src.image
+    try:
+        return next(iter(_frames(src, 1)))
+    except StopIteration:
+        raise InputError(f"{src.name}: clip has no frames") from None
+
+
+def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalResult:
+    t0 = time.perf_counter()
+    report = progress or (lambda stage, done, total: None)
+    methods, size = load_methods(config)
+    clips = _clips(config, size)
+    skipped, lpips_model = _skipped_metrics(config, methods)
+    metric_names = CROSS_METRICS if config.cross else RECON_METRICS
     detector, embedder, cropper = _face_tools(config, skipped)
     faces = M.FaceMetrics(detector, embedder, akd=config.akd and not config.cross)
 
@@ -452,36 +466,20 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     jobs = _jobs(config, clips, size, detector)
     for k, (src, drv_clip) in enumerate(jobs):
         report("clips", k, len(jobs))
-        if isinstance(src, PhotoSource):
-            source = src.image
-        else:
-            try:
-                source = next(iter(_frames(src, 1)))
-            except StopIteration:
-                raise InputError(f"{src.name}: clip has no frames") from None
+        source = _first_frame(src)
         prepared = [_prepare(m, source) for m in methods]
         clip_accs = {m.name: _Acc() for m in methods}
         run = _CrossPair(faces, source, methods, size) if config.cross else None
+        total = drv_clip.num_frames if config.max_frames is None else min(config.max_frames, drv_clip.num_frames)
         n = 0
         for gt in _batched(_frames(drv_clip, config.max_frames), config.batch_size):
-            gt_u8 = M.to_uint8(gt) if (faces.active or run is not None) else None
-            gt_cache: list = [None] * gt.shape[0]
-            if run is not None:
-                run.add_driving(gt_u8)
-            for p in prepared:
-                name = p.method.name
-                if run is not None:
-                    vals = run.add_output(name, M.to_uint8(_cross(p, gt)))
-                else:
-                    vals = _recon_scores(_reconstruct(p, gt, config.use_background), gt, gt_u8, gt_cache,
-                                         lpips_model, faces)
+            for name, vals in _score_batch(config, prepared, gt, run, faces, lpips_model):
                 for metric, v in vals.items():
                     accs[name].add(metric, v)
                     clip_accs[name].add(metric, v)
                 frames_seen[name] += gt.shape[0]
             n += gt.shape[0]
-            report("frames", n, drv_clip.num_frames if config.max_frames is None else
-                   min(config.max_frames, drv_clip.num_frames))
+            report("frames", n, total)
         for m in methods:
             values = {x: clip_accs[m.name].mean(x) for x in metric_names}
             if run is not None:
@@ -492,11 +490,32 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     report("clips", len(jobs), len(jobs))
     summary = {m.name: {x: _median(per_pair[m.name][x]) if x in per_pair[m.name] and config.cross
                         else accs[m.name].mean(x) for x in metric_names} for m in methods}
-    for x in metric_names:  # a metric that ran but never found a face says so rather than showing NaN silently
-        if x not in skipped and all(math.isnan(summary[m.name][x]) for m in methods):
-            skipped[x] = f"{x.upper()} not measured: no face found in any ground-truth frame " \
-                         f"(detector: {cropper or 'none'}; at {size}x{size})" if x in ("akd", "mkr", "aed") else \
-                         f"{x.upper()} not measured"
+    _explain_unmeasured(summary, metric_names, skipped, cropper, size)
     identical = {m.name: accs[m.name].identical for m in methods}
     return EvalResult(config, methods, rows, summary, identical, frames_seen, skipped, metric_names, size,
                       time.perf_counter() - t0, cropper)
+
+
+def _score_batch(config: EvalConfig, prepared: list, gt: torch.Tensor, run: Optional["_CrossPair"],
+                 faces: Any, lpips_model: Any) -> Iterator[tuple[str, dict[str, float]]]:
+    """Each method's scores on one batch of driving frames: follow signals of its output (cross-identity)
+    or reconstruction metrics against the frames."""
+    gt_u8 = M.to_uint8(gt) if (faces.active or run is not None) else None
+    gt_cache: list = [None] * gt.shape[0]
+    if run is not None:
+        run.add_driving(gt_u8)
+    for p in prepared:
+        if run is not None:
+            yield p.method.name, run.add_output(p.method.name, M.to_uint8(_cross(p, gt)))
+        else:
+            yield p.method.name, _recon_scores(_reconstruct(p, gt, config.use_background), gt, gt_u8, gt_cache,
+                                               lpips_model, faces)
+
+
+def _explain_unmeasured(summary: dict, metric_names: tuple, skipped: dict[str, str], cropper: Any, size: int) -> None:
+    """A metric that ran but never found a face says so rather than showing NaN silently."""
+    for x in metric_names:
+        if x not in skipped and all(math.isnan(values[x]) for values in summary.values()):
+            skipped[x] = f"{x.upper()} not measured: no face found in any ground-truth frame " \
+                         f"(detector: {cropper or 'none'}; at {size}x{size})" if x in ("akd", "mkr", "aed") else \
+                         f"{x.upper()} not measured"
