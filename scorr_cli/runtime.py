@@ -10,9 +10,11 @@ the heap for reuse costs about 100-200 MB of peak RSS at vox/256².
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
+from typing import Iterator
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -78,3 +80,34 @@ def use_allocator(mode: str) -> str:
     if mode not in ALLOCATOR_MODES:
         raise ValueError(f"unknown allocator mode {mode!r}; expected one of {', '.join(ALLOCATOR_MODES)}")
     return "reuse" if mode == "reuse" and keep_freed_memory() else "system"
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them.
+
+    For the few statements that create something and record it for cleanup (a temporary file, an
+    encoder process): an interrupt between the two would leave the thing behind with nobody to
+    remove it. Outside the main thread (where handlers cannot be set) the block runs as it is.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in held.items():
+            signal.signal(s, handler)
+        if caught:
+            handler = held[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL and caught[0] == signal.SIGINT:
+                raise KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])

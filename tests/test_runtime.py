@@ -53,3 +53,26 @@ def test_user_choice_is_respected(env):
     applied, faults = _probe("tune", **env)
     assert not applied
     assert faults > 8 * 64 * 2**20 // os.sysconf("SC_PAGE_SIZE") // 2
+
+
+def test_interrupts_are_held_until_the_block_ends():
+    """A SIGTERM (scorr turns it into Ctrl-C) that arrives while a writer creates its temp file and encoder
+    is delivered after the block: the block completes, so what it made is recorded for cleanup. Without the
+    deferral the KeyboardInterrupt strikes inside the block (the first assertion fails)."""
+    import signal
+
+    from scorr_cli import runtime
+
+    old = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, runtime._interrupt)
+    steps = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with runtime.interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                steps.append("created")
+                steps.append("recorded")
+        assert steps == ["created", "recorded"]
+        assert signal.getsignal(signal.SIGTERM) is runtime._interrupt  # handlers are restored
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -26,6 +26,7 @@ from scorr_cli.media._ffmpeg import ffmpeg_exe, run_ffmpeg, summarize_stderr
 from scorr_cli.media.frames import as_rgb_frame, pad_to_even
 from scorr_cli.media.rates import fps_arg, parse_fps
 from scorr_cli.media.sniff import require_file
+from scorr_cli.runtime import interrupts_deferred
 from scorr_cli.media.video import audio_sync_offset
 
 DEFAULT_CRF = 18
@@ -71,7 +72,8 @@ class _Writer:
         size = (a.shape[1], a.shape[0])
         if self.size is None:
             self.size = size
-            self._start(a)
+            with interrupts_deferred():  # the temp file and encoder are recorded before Ctrl-C can strike
+                self._start(a)
         elif size != self.size:
             raise ValueError(f"frame {self.frames_written} is {size[0]}x{size[1]}, expected {self.size[0]}x{self.size[1]}")
         self._write(a)
