@@ -12,6 +12,7 @@ TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")  # and cuda:N
 PRIORS: tuple[str, ...] = ("mtia", "tpsm", "fomm")  # prior motion models
 PERCEPTUAL_BACKENDS: tuple[str, ...] = ("vgg19", "random", "none")
 LPIPS_NETS: tuple[str, ...] = ("vgg", "alex", "none")
+FACE_DETECTORS: tuple[str, ...] = ("auto", "face-alignment", "dlib")  # auto: face-alignment when its weights are here
 
 
 def one_of(values: tuple[str, ...]) -> str:

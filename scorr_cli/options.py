@@ -26,9 +26,9 @@ def option(default: Any, help: str, *flags: str, key: str | tuple[str, ...] | No
                                             "cli": cli})
 
 
-def argument(help: str, **cli: Any) -> Any:
-    """A dataclass field that is a required positional command-line argument (default None in Python)."""
-    return field(default=None, metadata={"help": help, "argument": True, "cli": cli})
+def argument(help: str, required: bool = True, **cli: Any) -> Any:
+    """A dataclass field that is a positional command-line argument (default None in Python)."""
+    return field(default=None, metadata={"help": help, "argument": True, "required": required, "cli": cli})
 
 
 def option_fields(cls: type) -> list[Field]:

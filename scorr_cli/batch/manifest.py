@@ -14,22 +14,33 @@ import io
 import itertools
 import json
 import string
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from scorr_cli.choices import MOTION_MODES, OUTPUT_FORMATS
 from scorr_cli.errors import InputError
+from scorr_cli.options import argument, option
+from scorr_cli.pipeline.options import PAIR_OPTIONS, RenderOptions
 
 DEFAULT_NAME = "{source}__{driving}.{ext}"
 NAME_FIELDS = ("source", "driving", "index", "ext", "mode")
 PAIRINGS = ("zip", "product")
 
+
+
+def _item_option_types() -> dict[str, type]:
+    """The per-pair render options with the type their value is parsed as (bool, int or str)."""
+    hints = typing.get_type_hints(RenderOptions)
+    types = {}
+    for name in PAIR_OPTIONS:
+        args = [a for a in typing.get_args(hints[name]) if a is not type(None)] or [hints[name]]
+        types[name] = args[0]
+    return types
+
+
 # Per-item options a manifest row may set (the rest come from the command line), with their parsers.
-ITEM_OPTIONS: dict[str, type] = {
-    "mode": str, "adapt_scale": bool, "crop": bool, "max_frames": int, "best_frame": int, "format": str,
-    "audio": bool,
-}
+ITEM_OPTIONS: dict[str, type] = _item_option_types()
 
 
 @dataclass(frozen=True)
@@ -79,13 +90,11 @@ def parse_options(raw: dict[str, Any], where: str) -> dict[str, Any]:
                 v = str(value).strip()
         except ValueError:
             raise InputError(f"{where}: {key} must be an integer, got {value!r}") from None
-        if key == "mode" and v not in MOTION_MODES:
-            raise InputError(f"{where}: mode {v!r}: expected one of {', '.join(MOTION_MODES)}")
-        if key == "format" and v not in OUTPUT_FORMATS:
-            raise InputError(f"{where}: format {v!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
-        if key in ("max_frames",) and v < 1 or key == "best_frame" and v < 0:
-            raise InputError(f"{where}: {key} out of range ({v})")
         out[key] = v
+    try:
+        RenderOptions(**out)  # the command line's rules: valid modes and formats, ranges
+    except InputError as e:
+        raise InputError(f"{where}: {str(e).lstrip('-')}") from None
     return out
 
 
@@ -224,3 +233,29 @@ def build_items(rows: list[Row], template: str = DEFAULT_NAME, default_format: O
         seen[out.as_posix()] = i
         items.append(BatchItem(i, row.source, row.driving, out, dict(row.options)))
     return items
+
+
+@dataclass
+class BatchJobs:
+    """Where a batch's pairs come from: a manifest, or two folders paired up; declared once with their help
+    texts (the ``batch`` command's options are built from these fields)."""
+
+    manifest: Optional[Path] = argument("CSV or JSONL manifest: source, driving, optional output and per-item "
+                                        "options (paths relative to the manifest).", required=False)
+    sources: Optional[Path] = option(None, "Folder of source portraits (instead of a manifest).", show_default=False)
+    drivings: Optional[Path] = option(None, "Folder of driving videos/images (with --sources).", show_default=False)
+    pairing: str = option("product", "With folders: product (every source x every driving) or zip (i-th with i-th, "
+                                     "by sorted name).", metavar="|".join(PAIRINGS))
+    name: str = option(DEFAULT_NAME, "Output naming scheme when a row has no output: fields {source} {driving} "
+                                     "(file stems), {index}, {ext}, {mode}.")
+
+    def items(self, default_format: Optional[str] = None) -> list[BatchItem]:
+        if self.manifest is not None and (self.sources or self.drivings):
+            raise InputError("give a manifest or --sources/--drivings, not both")
+        if self.manifest is not None:
+            rows = read_manifest(self.manifest)
+        elif self.sources and self.drivings:
+            rows = pair_folders(self.sources, self.drivings, self.pairing)
+        else:
+            raise InputError("give a manifest (CSV/JSONL) or both --sources DIR and --drivings DIR")
+        return build_items(rows, self.name, default_format)

@@ -15,7 +15,6 @@ import collections
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 import torch
@@ -24,45 +23,35 @@ from scorr_cli.batch.manifest import BatchItem
 from scorr_cli.batch.sharding import RankInfo, device_for, shard
 from scorr_cli.batch.state import DONE, FAILED, ItemRecord, RankState, merged_state
 from scorr_cli.errors import InputError, ScorrError
+from scorr_cli.options import option
+from scorr_cli.pipeline.options import RenderOptions
 
 SKIPPED = "skipped"
 
 
 @dataclass
-class BatchConfig:
-    """Options shared by every item (a manifest row may override mode, adapt_scale, crop, max_frames,
-    best_frame, format and audio)."""
+class BatchConfig(RenderOptions):
+    """Options for every item: the render options ``animate`` has (a manifest row may override the
+    per-pair ones, :data:`~scorr_cli.pipeline.options.PAIR_OPTIONS`) plus the batch's own."""
 
-    outdir: Path
-    checkpoint: Optional[str] = None
-    device: str = "auto"
-    precision: str = "fp32"
-    batch_size: int = 4
-    mode: str = "auto"
-    adapt_scale: bool = True
-    crop: bool = True
-    detector: str = "auto"
-    max_frames: Optional[int] = None
-    best_frame: Optional[int] = None
-    format: Optional[str] = None
-    audio: bool = True
-    retry_failed: bool = False
-    force: bool = False
-    source_cache: int = 32
-    driving_cache: int = 4
+    outdir: Optional[Path] = option(None, "OUTDIR for every output and the state files (.scorr-batch/).",
+                                    "--output", "-o", show_default=False)
+    retry_failed: bool = option(False, "Run again the items recorded as failed (they are skipped otherwise).",
+                                "--retry-failed")
+    force: bool = option(False, "Overwrite outputs that exist but are not recorded done.", "--force")
+    source_cache: int = 32  # prepared sources kept in memory
+    driving_cache: int = 4  # driving clips whose keypoints are kept in memory
 
     def __post_init__(self) -> None:
+        if self.outdir is None:
+            raise InputError("missing -o/--output OUTDIR")
         self.outdir = Path(self.outdir)
         if self.outdir.exists() and not self.outdir.is_dir():
             raise InputError(f"{self.outdir}: the output folder is an existing file (give a folder with -o)")
-        if self.batch_size < 1:
-            raise InputError("--batch-size must be at least 1")
+        super().__post_init__()
 
-    def item_options(self, item: BatchItem) -> SimpleNamespace:
-        base = {k: getattr(self, k) for k in ("mode", "adapt_scale", "crop", "max_frames", "best_frame", "format",
-                                              "audio")}
-        base.update(item.options)
-        return SimpleNamespace(**base)
+    def item_options(self, item: BatchItem) -> RenderOptions:
+        return self.for_pair(item.options)
 
 
 @dataclass
@@ -219,11 +208,9 @@ class BatchRunner:
     @property
     def engine(self) -> Any:
         if self._engine is None:
-            from scorr_cli.pipeline.animate import load_engine
+            from scorr_cli.pipeline.render import load_engine
 
-            cfg = SimpleNamespace(device=device_for(self.rank, self.config.device), checkpoint=self.config.checkpoint,
-                                  precision=self.config.precision)
-            self._engine = load_engine(cfg)
+            self._engine = load_engine(self.config, device=device_for(self.rank, self.config.device))
             self.stats["model_loads"] += 1
         return self._engine
 
@@ -231,9 +218,7 @@ class BatchRunner:
     def crop_size(self) -> int:
         """Faces are cut at the output size and the engine resizes them to the model's, as ``animate``
         does, so the two commands give the same frames."""
-        from scorr_cli.pipeline.animate import DEFAULT_OUTPUT_SIZE
-
-        return max(self.engine.size, DEFAULT_OUTPUT_SIZE)
+        return self.config.output_size(self.engine.size)
 
     def cropper(self, crop: bool) -> Any:
         from scorr_cli.pipeline.faces import FaceCropper
@@ -247,7 +232,7 @@ class BatchRunner:
     def source(self, path: Path, crop: bool) -> _Source:
         def make() -> _Source:
             from scorr_cli.media import read_image
-            from scorr_cli.pipeline.animate import image_to_tensor
+            from scorr_cli.pipeline.render import image_to_tensor
 
             image = read_image(path)
             crop_img, _ = self.cropper(crop).source(image, self.crop_size, str(path))
@@ -259,7 +244,7 @@ class BatchRunner:
     def driving(self, path: Path, crop: bool, max_frames: Optional[int], progress: BatchProgress) -> CachedDriving:
         def make() -> CachedDriving:
             from scorr_cli.media import iter_video_frames
-            from scorr_cli.pipeline.animate import chunked, open_driving, image_to_tensor, images_to_tensor
+            from scorr_cli.pipeline.render import chunked, image_to_tensor, images_to_tensor, open_driving
             from scorr_cli.faces import warp_crop
 
             engine = self.engine
@@ -292,16 +277,16 @@ class BatchRunner:
         """Animate one item into its output (atomically); returns the number of frames written."""
         from scorr_cli.core.engine import SourceState
         from scorr_cli.core.transfer import TransferOptions
-        from scorr_cli.media import open_writer, write_image
-        from scorr_cli.pipeline.animate import DEFAULT_OUTPUT_SIZE, tensor_to_images
+        from scorr_cli.media import write_image
+        from scorr_cli.pipeline.render import output_kind, render, write_clip
 
         opts = self.config.item_options(item)
         output = self.config.outdir / item.output
         src = self.source(item.source, opts.crop)
         drv = self.driving(item.driving, opts.crop, opts.max_frames, progress)
-        kind = _output_kind(output, opts.format, drv.kind)
-        mode = opts.mode if opts.mode != "auto" else ("absolute" if drv.kind == "image" else "relative")
-        options = TransferOptions(mode=mode, adapt_scale=opts.adapt_scale)
+        kind = output_kind(output, opts.format, item.driving, drv.kind)
+        mode = opts.motion_mode(drv.kind)
+        transfer = TransferOptions(mode=mode, adapt_scale=opts.adapt_scale)
         engine = self.engine
         state = SourceState(src.prepared)  # fresh reference for every pair; the prepared source is shared
         if mode == "relative":
@@ -309,26 +294,17 @@ class BatchRunner:
             if ref >= drv.n_frames:
                 raise InputError(f"best_frame {ref}: {item.driving} has {drv.n_frames} frame(s)")
             engine.set_reference(state, {k: v[ref:ref + 1].to(engine.device) for k, v in drv.kp.items()})
-
-        def render(lo: int, hi: int) -> list:
-            kp = {k: v[lo:hi].to(engine.device) for k, v in drv.kp.items()}
-            pred = engine.animate(state, None, options, kp_driving=kp).prediction
-            return tensor_to_images(pred, max(engine.size, DEFAULT_OUTPUT_SIZE))  # same output size as animate
-
+        n, bs = drv.n_frames, self.config.batch_size
+        batches = (render(engine, state, {k: v[lo:lo + bs].to(engine.device) for k, v in drv.kp.items()},
+                          transfer, self.crop_size) for lo in range(0, n, bs))
         if output.exists():  # --force (the plan skips existing outputs otherwise)
             _remove(output)
         if kind == "image":
-            write_image(output, render(0, 1)[0])
+            write_image(output, next(batches).frames[0])
             return 1
-        with_audio = bool(opts.audio) and kind == "mp4" and drv.info.has_audio
-        audio = {"audio_from": item.driving} if with_audio else {}
-        n, bs = drv.n_frames, self.config.batch_size
-        with open_writer(output, drv.info.fps, kind, **audio) as writer:
-            for lo in range(0, n, bs):
-                for frame in render(lo, min(n, lo + bs)):
-                    writer.write(frame)
-                progress.item_frames("rendering", min(n, lo + bs), n)
-        return n
+        audio_from = opts.audio_from(kind, item.driving, drv.info.has_audio)
+        return write_clip(batches, [(output, lambda b: b.frames)], kind, drv.info.fps, audio_from, n,
+                          progress.item_frames)
 
     def run(self, items: list[BatchItem], progress: Optional[BatchProgress] = None,
             state: Optional[RankState] = None) -> BatchReport:
@@ -372,21 +348,6 @@ class BatchRunner:
             raise
         report.seconds = time.perf_counter() - t0
         return report
-
-
-def _output_kind(output: Path, fmt: Optional[str], driving_kind: str) -> str:
-    from scorr_cli.media import writer_format
-    from scorr_cli.media.image import WRITE_FORMATS
-
-    suffix = output.suffix.lower()
-    if driving_kind == "image":
-        if suffix in WRITE_FORMATS:
-            return "image"
-        raise InputError(f"{output}: the driving input is a single image, so the output must be an image "
-                         f"({', '.join(WRITE_FORMATS)})")
-    if suffix in WRITE_FORMATS and fmt is None:
-        raise InputError(f"{output}: an image extension for a video output (use .mp4, .gif or a folder name)")
-    return writer_format(output, fmt)
 
 
 def _remove(path: Path) -> None:

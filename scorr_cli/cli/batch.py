@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from scorr_cli.choices import MOTION_MODES, OUTPUT_FORMATS
 from scorr_cli.cli.common import handle_errors
+from scorr_cli.cli.from_options import typer_command
 from scorr_cli.errors import InputError
+from scorr_cli.options import option, option_fields
 
 _EPILOG = (
     "Examples: `scorr batch jobs.csv -o out/` (CSV header: source,driving[,output][,mode,adapt_scale,crop,"
@@ -93,109 +95,78 @@ def _show_status(outdir: Path) -> int:
     return 1 if n_failed else 0
 
 
-def batch_cmd(
-    manifest: Optional[Path] = typer.Argument(None, help="CSV or JSONL manifest: source, driving, optional output "
-                                              "and per-item options (paths relative to the manifest).",
-                                              show_default=False),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="OUTDIR for every output and the state "
-                                          "files (.scorr-batch/).", show_default=False),
-    sources: Optional[Path] = typer.Option(None, "--sources", help="Folder of source portraits (instead of a "
-                                           "manifest).", show_default=False),
-    drivings: Optional[Path] = typer.Option(None, "--drivings", help="Folder of driving videos/images (with "
-                                            "--sources).", show_default=False),
-    pairing: str = typer.Option("product", "--pairing", help="With folders: product (every source x every "
-                                "driving) or zip (i-th with i-th, by sorted name)."),
-    name: str = typer.Option("{source}__{driving}.{ext}", "--name", help="Output naming scheme when a row has "
-                             "no output: fields {source} {driving} (file stems), {index}, {ext}, {mode}."),
-    status: Optional[Path] = typer.Option(None, "--status", help="Print the merged state of OUTDIR (all ranks) "
-                                          "and exit (non-zero if anything failed).", show_default=False),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be run or skipped, and do nothing."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run again the items recorded as failed "
-                                      "(they are skipped otherwise)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite outputs that exist but are not recorded done."),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", "-c", help="Weights by name or path (default: "
-                                             "the bundled default weights)."),
-    device: str = typer.Option("auto", "--device", help="auto (under torchrun: the local rank's GPU), cpu, cuda, "
-                               "cuda:1, mps."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16/fp16 mixed precision on CUDA."),
-    batch_size: int = typer.Option(4, "--batch-size", "-b", min=1, help="Frames per engine call."),
-    mode: str = typer.Option("auto", "--mode", help="relative, absolute or auto (relative for videos, absolute "
-                             "for a driving image); a manifest 'mode' column overrides it per item."),
-    adapt_scale: bool = typer.Option(True, "--adapt-scale/--no-adapt-scale", help="Scale relative motion by the "
-                                     "face-size ratio."),
-    crop: bool = typer.Option(True, "--crop/--no-crop", help="Face-crop sources and driving clips (centre square "
-                              "with --no-crop)."),
-    detector: str = typer.Option("auto", "--detector", help="Face detector: auto, dlib (offline), face-alignment."),
-    max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Animate only the first N driving "
-                                             "frames of each clip."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="Output format for named outputs: mp4 "
-                                         "(default), gif or png (a folder of frames)."),
-    audio: bool = typer.Option(True, "--audio/--no-audio", help="Copy driving audio into MP4 outputs."),
-) -> None:
-    """Animate many (source, driving) pairs with one model load; resumable and shardable under torchrun.
+@dataclass
+class _Actions:
+    """What ``batch`` does instead of running the jobs."""
 
-    A state file in OUTDIR records every finished and failed item (with its reason): a re-run skips
-    what is done, --retry-failed runs the failures again. One bad item never stops the others; the exit
-    code is 1 if any item failed.
-    """
-    from scorr_cli.batch import BatchConfig, BatchRunner, build_items, pair_folders, plan, rank_info, read_manifest
+    status: Optional[Path] = option(None, "Print the merged state of OUTDIR (all ranks) and exit (non-zero if "
+                                          "anything failed).", show_default=False)
+    dry_run: bool = option(False, "List what would be run or skipped, and do nothing.", "--dry-run")
 
-    if status is not None:
-        raise typer.Exit(_show_status(status))
-    if output is None:
-        raise InputError("missing -o/--output OUTDIR")
-    if manifest is not None and (sources or drivings):
-        raise InputError("give a manifest or --sources/--drivings, not both")
-    if manifest is not None:
-        rows = read_manifest(manifest)
-    elif sources and drivings:
-        rows = pair_folders(sources, drivings, pairing)
-    else:
-        raise InputError("give a manifest (CSV/JSONL) or both --sources DIR and --drivings DIR")
-    if mode not in MOTION_MODES:
-        raise InputError(f"--mode {mode}: expected auto, relative or absolute")
-    if format is not None and format not in OUTPUT_FORMATS:
-        raise InputError(f"--format {format}: expected mp4, gif or png")
-    items = build_items(rows, name, format)
-    config = BatchConfig(outdir=output, checkpoint=checkpoint, device=device, precision=precision,
-                         batch_size=batch_size, mode=mode, adapt_scale=adapt_scale, crop=crop, detector=detector,
-                         max_frames=max_frames, format=format, audio=audio, retry_failed=retry_failed, force=force)
+
+def _run(values: dict) -> None:
+    from scorr_cli.batch import BatchConfig, BatchJobs, BatchRunner, rank_info
+
+    split = {cls: {f.name: values[f.name] for f in option_fields(cls)} for cls in (BatchJobs, BatchConfig, _Actions)}
+    actions = _Actions(**split[_Actions])
+    if actions.status is not None:
+        raise typer.Exit(_show_status(actions.status))
+    config = BatchConfig(**split[BatchConfig])
+    items = BatchJobs(**split[BatchJobs]).items(config.format)
     rank = rank_info()
     console = _console()
     who = f"rank {rank.rank}/{rank.world_size}: " if rank.distributed else ""
-    if dry_run:
-        from rich.table import Table
-
-        steps = plan(items, config, rank)
-        table = Table(title=f"{who}{len(steps)} of {len(items)} item(s) (dry run)")
-        for col in ("output", "source", "driving", "action", "why"):
-            table.add_column(col, overflow="fold")
-        for item, action, why in steps:
-            table.add_row(str(item.output), str(item.source), str(item.driving), action, why)
-        console.print(table)
-        typer.echo(f"{sum(a == 'run' for _, a, _ in steps)} to run, {sum(a == 'skip' for _, a, _ in steps)} "
-                   "to skip")
+    if actions.dry_run:
+        _show_plan(console, items, config, rank, who)
         return
-    output.mkdir(parents=True, exist_ok=True)
-    runner = BatchRunner(config, rank=rank)
+    config.outdir.mkdir(parents=True, exist_ok=True)
     bars = _RichProgress(console)
     try:
         with bars.progress:
-            report = runner.run(items, bars)
+            report = BatchRunner(config, rank=rank).run(items, bars)
     except KeyboardInterrupt:
         console.print(f"{who}interrupted: finished outputs are kept and recorded; run the same command again "
                       "to resume")
         raise
     console.print(_summary(report.outcomes, f"{who}batch summary"))
     n_done, n_failed = report.count("done"), report.count("failed")
-    n_skipped = report.count("skipped")
     old_failed = len(report.failed) - n_failed
-    typer.echo(f"{who}{n_done} done, {n_failed} failed, {n_skipped} skipped"
+    typer.echo(f"{who}{n_done} done, {n_failed} failed, {report.count('skipped')} skipped"
                + (f" ({old_failed} failed before; --retry-failed)" if old_failed else "")
                + f" in {report.seconds:.1f} s")
     if report.failed:
         raise typer.Exit(1)
 
 
+def _show_plan(console, items, config, rank, who: str) -> None:
+    from rich.table import Table
+
+    from scorr_cli.batch import plan
+
+    steps = plan(items, config, rank)
+    table = Table(title=f"{who}{len(steps)} of {len(items)} item(s) (dry run)")
+    for col in ("output", "source", "driving", "action", "why"):
+        table.add_column(col, overflow="fold")
+    for item, action, why in steps:
+        table.add_row(str(item.output), str(item.source), str(item.driving), action, why)
+    console.print(table)
+    typer.echo(f"{sum(a == 'run' for _, a, _ in steps)} to run, {sum(a == 'skip' for _, a, _ in steps)} to skip")
+
+
+def _batch_command():
+    from scorr_cli.batch.manifest import BatchJobs
+    from scorr_cli.batch.runner import BatchConfig
+
+    return typer_command(BatchJobs, BatchConfig, _Actions, run=_run, doc=_DOC)
+
+
+_DOC = """Animate many (source, driving) pairs with one model load; resumable and shardable under torchrun.
+
+A state file in OUTDIR records every finished and failed item (with its reason): a re-run skips
+what is done, --retry-failed runs the failures again. One bad item never stops the others; the exit
+code is 1 if any item failed.
+"""
+
+
 def register(app: typer.Typer) -> None:
-    app.command("batch", epilog=_EPILOG)(handle_errors(batch_cmd))
+    app.command("batch", epilog=_EPILOG)(handle_errors(_batch_command()))

@@ -13,15 +13,21 @@ from scorr_cli.options import option_fields
 
 
 def typer_parameters(*classes: type) -> tuple[list[inspect.Parameter], dict[str, Any]]:
-    """One ``inspect.Parameter`` (default: a ``typer.Option``/``typer.Argument``) per declared field."""
+    """One ``inspect.Parameter`` (default: a ``typer.Option``/``typer.Argument``) per declared field.
+
+    Order (positional arguments, and --help): arguments, required options, the class's own options,
+    then those it inherits (a command's own options first, the shared ones after)."""
     params: list[inspect.Parameter] = []
     hints: dict[str, Any] = {}
     for cls in classes:
         types = typing.get_type_hints(cls)
-        for f in option_fields(cls):
+        own = set(cls.__dict__.get("__annotations__", {}))
+        order = lambda f: (not f.metadata.get("argument"), not f.metadata.get("required"), f.name not in own)  # noqa: E731
+        for f in sorted(option_fields(cls), key=order):
             meta = f.metadata
             if meta.get("argument"):
-                info = typer.Argument(..., help=meta["help"], show_default=False, **meta["cli"])
+                info = typer.Argument(... if meta["required"] else None, help=meta["help"], show_default=False,
+                                      **meta["cli"])
             else:
                 flags = meta["flags"] or ("--" + f.name.replace("_", "-"),)
                 default = ... if meta["required"] else f.default

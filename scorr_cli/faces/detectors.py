@@ -16,11 +16,10 @@ from typing import Optional, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from scorr_cli.choices import FACE_DETECTORS as DETECTOR_NAMES
 from scorr_cli.errors import InputError, MissingWeightsError
 from scorr_cli.faces import weights as fa_weights
 from scorr_cli.faces.types import Face
-
-DETECTOR_NAMES = ("auto", "face-alignment", "dlib")
 
 
 @runtime_checkable

@@ -1,0 +1,85 @@
+"""How a (source, driving) pair is rendered: the options ``animate`` and ``batch`` share, declared once.
+
+Both commands build their command-line options from these fields (plus their own: the paths of
+``animate``, the manifest and state options of ``batch``), validate them here, and resolve the
+rules that depend on the input here (``auto`` motion mode, output size, audio), so the two cannot
+render a pair differently. A batch manifest row may override the :data:`PAIR_OPTIONS` per item.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from scorr_cli.choices import FACE_DETECTORS, INFERENCE_PRECISIONS, MOTION_MODES, OUTPUT_FORMATS, one_of
+from scorr_cli.errors import InputError
+from scorr_cli.options import option
+
+DEFAULT_OUTPUT_SIZE = 256  # smaller models are upsampled to this; larger ones keep their resolution
+
+# Options a batch manifest row may set for its own pair (the others hold for the whole batch).
+PAIR_OPTIONS: tuple[str, ...] = ("mode", "adapt_scale", "crop", "max_frames", "best_frame", "format", "audio")
+
+
+@dataclass
+class RenderOptions:
+    """The model, where it runs, and how one pair's motion is transferred, cropped and written."""
+
+    checkpoint: Optional[str] = option(
+        None, "Weights by name (see `scorr weights list`) or path; default: the bundled default weights.",
+        "--checkpoint", "-c")
+    device: str = option("auto", "auto (CUDA, then MPS, then CPU; under torchrun the local rank's GPU), cpu, cuda, "
+                                 "cuda:1, mps.")
+    precision: str = option("fp32", "fp32, or bf16/fp16 mixed precision on CUDA (CPU always runs fp32).",
+                            metavar="|".join(INFERENCE_PRECISIONS))
+    batch_size: int = option(4, "Driving frames per engine call (more is faster on a GPU, costs memory).",
+                             "--batch-size", "-b", min=1)
+    mode: str = option("auto", "Motion transfer: relative (follow the driving motion from a reference frame), "
+                               "absolute (copy driving keypoints), or auto (relative for videos, absolute for a "
+                               "single driving image).", metavar="|".join(MOTION_MODES))
+    adapt_scale: bool = option(True, "Scale relative motion by the face-size ratio of source and reference.",
+                               "--adapt-scale/--no-adapt-scale")
+    crop: bool = option(True, "Face-crop the source and the driving video (one stable window for the whole clip); "
+                              "--no-crop uses the centre square.", "--crop/--no-crop")
+    detector: str = option("auto", "Face detector for cropping: auto (face-alignment when its weights are here, "
+                                   "else dlib), dlib (offline) or face-alignment.", metavar="|".join(FACE_DETECTORS))
+    max_frames: Optional[int] = option(None, "Animate only the first N driving frames (quick tries).", min=1)
+    best_frame: Optional[int] = option(None, "Use driving frame N (0-based) as the motion reference.", min=0)
+    format: Optional[str] = option(None, "Output format (mp4, gif, png: a folder of frames) when the extension "
+                                         "does not say.", "--format", "-f")
+    audio: bool = option(True, "Copy the driving video's audio into an MP4 output.", "--audio/--no-audio")
+    size: Optional[int] = option(None, f"Output side in pixels (default: {DEFAULT_OUTPUT_SIZE}, or the model's "
+                                       "resolution if larger); the model runs at its own resolution.", min=32)
+
+    def __post_init__(self) -> None:
+        for flag, value, valid in (("--mode", self.mode, MOTION_MODES),
+                                   ("--precision", self.precision, INFERENCE_PRECISIONS),
+                                   ("--detector", self.detector, FACE_DETECTORS),
+                                   ("--format", self.format, OUTPUT_FORMATS)):
+            if value is not None and value not in valid:
+                raise InputError(f"{flag} {value}: expected {one_of(valid)}")
+        for flag, value, least in (("--batch-size", self.batch_size, 1), ("--max-frames", self.max_frames, 1),
+                                   ("--best-frame", self.best_frame, 0), ("--size", self.size, 32)):
+            if value is not None and value < least:
+                raise InputError(f"{flag} must be at least {least}, got {value}")
+
+    def for_pair(self, overrides: dict[str, Any]) -> "RenderOptions":
+        """These options with a manifest row's own values (only :data:`PAIR_OPTIONS`) in place."""
+        unknown = set(overrides) - set(PAIR_OPTIONS)
+        if unknown:
+            raise ValueError(f"not per-pair options: {sorted(unknown)}")
+        return dataclasses.replace(self, **overrides) if overrides else self
+
+    def motion_mode(self, driving_kind: str) -> str:
+        """``auto`` is relative for a video and absolute for a single image (one image has no motion)."""
+        return self.mode if self.mode != "auto" else ("absolute" if driving_kind == "image" else "relative")
+
+    def output_size(self, model_size: int) -> int:
+        """Faces are cut and written at this size; the engine resizes them to the model's."""
+        return self.size or max(model_size, DEFAULT_OUTPUT_SIZE)
+
+    def audio_from(self, kind: str, driving: Path, has_audio: bool) -> Optional[Path]:
+        """The file to copy audio from: the driving video, for an MP4 output, unless --no-audio."""
+        return driving if self.audio and kind == "mp4" and has_audio else None
