@@ -20,7 +20,7 @@ Prior = Literal["mtia", "tpsm", "fomm"]
 
 @dataclass
 class MTIAConfig:
-    """HRNet front end + TokenPose transformer keypoint detector (the default prior)."""
+    """HRNet front end + TokenPose transformer keypoint network (the default prior)."""
 
     stem_width: int = 64  # channels of the two stride-2 stem convolutions
     bottleneck_planes: int = 64  # layer1 bottleneck width (output is 4x this)
@@ -45,12 +45,12 @@ class TPSMConfig:
 
 @dataclass
 class FOMMConfig:
-    """Hourglass + spatial-softmax keypoint detector with one shared jacobian map."""
+    """Hourglass + spatial-softmax keypoint network with one shared jacobian map."""
 
     block_expansion: int = 32
     num_blocks: int = 5
     max_features: int = 1024
-    scale_factor: float = 0.25  # detector input is anti-alias down-sampled by this
+    scale_factor: float = 0.25  # keypoint network input is anti-alias down-sampled by this
     temperature: float = 0.1  # spatial softmax temperature
     single_jacobian_map: bool = True  # the authors' variant: one 4-channel map shared by all keypoints
 

@@ -20,7 +20,7 @@ from scorr_cli.core.config import check_fields
 from scorr_cli.core.transforms import RandomTransform, TransformConfig
 
 PerceptualBackend = Literal["vgg19", "random", "none"]
-Detector = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
+KeypointNetwork = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 
 
 @dataclass
@@ -65,7 +65,7 @@ class LossConfig:
 
     @classmethod
     def for_prior(cls, prior: str, **changes: Any) -> "LossConfig":
-        """Defaults for a prior: the TPSM detector has no jacobian, so its jacobian weight is 0."""
+        """Defaults for a prior: the TPSM keypoint network has no jacobian, so its jacobian weight is 0."""
         if prior == "tpsm":
             changes.setdefault("equivariance_jacobian", 0.0)
         return cls(**changes)
@@ -213,21 +213,21 @@ class ReconstructionLoss(nn.Module):
         return out
 
 
-def equivariance_losses(detector: Detector, driving: torch.Tensor, kp_driving: Mapping[str, torch.Tensor],
+def equivariance_losses(keypoint_net: KeypointNetwork, driving: torch.Tensor, kp_driving: Mapping[str, torch.Tensor],
                         value_weight: float, jacobian_weight: float, transform: RandomTransform
                         ) -> dict[str, torch.Tensor]:
     """Keypoint equivariance under the random warp T (FOMM):
 
     value: w · mean|kp_d − T(kp_t)|; jacobian: w · mean|I − J_d⁻¹ · ∇T(kp_t) · J_t|, where kp_t, J_t are
     detected on T-warped ``driving`` and kp_d, J_d on ``driving`` itself (``kp_driving``, already
-    computed by the forward pass). Zero weights skip the term; both zero skip the detector call.
+    computed by the forward pass). Zero weights skip the term; both zero skip the keypoint network call.
     """
     out: dict[str, torch.Tensor] = {}
     if not value_weight and not jacobian_weight:
         return out
     if jacobian_weight and "jacobian" not in kp_driving:
-        raise ValueError("jacobian equivariance needs a detector with jacobians (set its weight to 0 for tpsm)")
-    transformed = detector(transform.transform_frame(driving))
+        raise ValueError("jacobian equivariance needs a keypoint network with jacobians (set its weight to 0 for tpsm)")
+    transformed = keypoint_net(transform.transform_frame(driving))
     # Small tensors: do the geometry in float32 even under bf16 autocast (a 2×2 inverse is fragile).
     with torch.autocast(driving.device.type, enabled=False):
         kp_t = transformed["kp"].float()
@@ -236,7 +236,7 @@ def equivariance_losses(detector: Detector, driving: torch.Tensor, kp_driving: M
             out["equivariance_value"] = value_weight * diff.abs().mean()
         if jacobian_weight:
             if "jacobian" not in transformed:
-                raise ValueError("jacobian equivariance needs a detector with jacobians")
+                raise ValueError("jacobian equivariance needs a keypoint network with jacobians")
             jac_t = transform.jacobian(kp_t) @ transformed["jacobian"].float()
             value = torch.linalg.inv(kp_driving["jacobian"].float()) @ jac_t
             eye = torch.eye(2, dtype=value.dtype, device=value.device)

@@ -16,7 +16,7 @@ from scorr_cli.core.bg_motion import BGMotionPredictor
 from scorr_cli.core.blocks import AntiAliasInterpolation2d
 from scorr_cli.core.config import ModelConfig
 from scorr_cli.core.dense_motion import build_dense_motion
-from scorr_cli.core.priors import build_detector
+from scorr_cli.core.priors import build_keypoint_network
 from scorr_cli.core.refiner import RefinementNetwork, RefinerOutput, SourceFeatures
 
 
@@ -45,7 +45,7 @@ class MRFA(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = build_detector(cfg)
+        self.encoder = build_keypoint_network(cfg)
         self.dense_motion = build_dense_motion(cfg)
         if cfg.background:
             self.bg_predictor = BGMotionPredictor(cfg)

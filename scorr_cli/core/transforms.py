@@ -86,7 +86,7 @@ class RandomTransform:
 
     def jacobian(self, coordinates: torch.Tensor) -> torch.Tensor:
         """∂T/∂p at each point, ``B×N×2×2`` (row = output coordinate), by autograd with a graph so
-        the equivariance loss can back-propagate through it into the detector."""
+        the equivariance loss can back-propagate through it into the keypoint network."""
         if not coordinates.requires_grad:
             coordinates = coordinates.detach().requires_grad_(True)
         with torch.enable_grad():

@@ -105,7 +105,7 @@ class TrainingStep(nn.Module):
                 landmark_targets: torch.Tensor | None = None, landmark_weight: float = 0.0,
                 keypoints_only: bool = False) -> dict[str, Any]:
         lc = self.loss_cfg
-        if keypoints_only:  # the keypoint warm-up: the detector alone
+        if keypoints_only:  # the keypoint warm-up: the keypoint network alone
             kp_source, kp_driving, out = self.model.detect(source), self.model.detect(driving), None
         else:
             out = self.model(source, driving, use_background=use_background, dropout_p=dropout_p,

@@ -11,7 +11,7 @@ from scorr_cli.core.config import ModelConfig
 from scorr_cli.core.geometry import make_coordinate_grid
 
 
-class FOMMDetector(nn.Module):
+class FOMMKeypointNetwork(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         f = cfg.fomm

@@ -1,4 +1,4 @@
-"""HRNet stages 1-3: the MTIA detector's CNN front end (32 channels at 1/4 resolution).
+"""HRNet stages 1-3: the MTIA keypoint network's CNN front end (32 channels at 1/4 resolution).
 
 Module names follow the official HRNet code so that checkpoint keys match
 (``layer1``, ``transition1``, ``stage2``, ``fuse_layers`` ...).

@@ -1,4 +1,4 @@
-"""MTIA keypoint detector: HRNet features -> patch tokens -> transformer with keypoint/jacobian tokens."""
+"""MTIA keypoint network: HRNet features -> patch tokens -> transformer with keypoint/jacobian tokens."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ class TokenPose(nn.Module):
         return {"kp": kp, "jacobian": jacobian}
 
 
-class MTIADetector(nn.Module):
+class MTIAKeypointNetwork(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         m = cfg.mtia

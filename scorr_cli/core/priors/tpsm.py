@@ -9,7 +9,7 @@ from scorr_cli.core.config import ModelConfig
 from scorr_cli.core.priors.resnet import ResNet18
 
 
-class TPSDetector(nn.Module):
+class TPSKeypointNetwork(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.num_points = cfg.num_kp * cfg.tpsm.points_per_tps
