@@ -76,3 +76,13 @@ def test_interrupts_are_held_until_the_block_ends():
         assert signal.getsignal(signal.SIGTERM) is runtime._interrupt  # handlers are restored
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_command_line_parsing_loads_no_heavy_library():
+    """Every command's options are declared in light modules and its work imported when it runs: building
+    the whole CLI (``scorr --help``, option errors) must not import torch, OpenCV, numpy or dlib (they cost
+    seconds of start-up)."""
+    code = ("import sys, scorr_cli.cli; "
+            "print(','.join(m for m in ('torch', 'cv2', 'numpy', 'dlib', 'face_alignment') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"imported at start-up: {out}"

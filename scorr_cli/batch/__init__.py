@@ -1,13 +1,18 @@
-"""``scorr batch``: many (source, driving) jobs with one model load, resumable, shardable under torchrun."""
+"""``scorr batch``: many (source, driving) jobs with one model load, resumable, shardable under torchrun.
 
-from scorr_cli.batch.manifest import (DEFAULT_NAME, ITEM_OPTIONS, PAIRINGS, BatchItem, BatchJobs, build_items, pair_folders,
-                                      read_manifest)
-from scorr_cli.batch.runner import BatchConfig, BatchProgress, BatchReport, BatchRunner, Outcome, plan, run_batch
-from scorr_cli.batch.sharding import RankInfo, rank_info, shard
-from scorr_cli.batch.state import ItemRecord, RankState, merged_state, state_path
+Names are imported from their submodule on first use (``scorr_cli.lazy``), so parsing the command's
+options does not load torch.
+"""
 
-__all__ = [
-    "DEFAULT_NAME", "ITEM_OPTIONS", "PAIRINGS", "BatchItem", "BatchJobs", "build_items", "pair_folders", "read_manifest",
-    "BatchConfig", "BatchProgress", "BatchReport", "BatchRunner", "Outcome", "plan", "run_batch", "RankInfo",
-    "rank_info", "shard", "ItemRecord", "RankState", "merged_state", "state_path",
-]
+from scorr_cli.lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(("DEFAULT_NAME", "ITEM_OPTIONS", "PAIRINGS", "BatchItem", "BatchJobs", "build_items",
+                     "pair_folders", "read_manifest"), "manifest"),
+    **dict.fromkeys(("BatchConfig", "BatchProgress", "BatchReport", "BatchRunner", "Outcome", "plan", "run_batch"),
+                    "runner"),
+    **dict.fromkeys(("RankInfo", "rank_info", "shard"), "sharding"),
+    **dict.fromkeys(("ItemRecord", "RankState", "merged_state", "state_path"), "state"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

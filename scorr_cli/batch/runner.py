@@ -15,9 +15,7 @@ import collections
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from scorr_cli.batch.manifest import BatchItem
 from scorr_cli.batch.sharding import RankInfo, device_for, shard
@@ -25,6 +23,9 @@ from scorr_cli.batch.state import DONE, FAILED, ItemRecord, RankState, merged_st
 from scorr_cli.errors import InputError, ScorrError
 from scorr_cli.options import option
 from scorr_cli.pipeline.options import RenderOptions
+
+if TYPE_CHECKING:
+    import torch
 
 SKIPPED = "skipped"
 
@@ -244,6 +245,8 @@ class BatchRunner:
     def driving(self, path: Path, crop: bool, max_frames: Optional[int], progress: BatchProgress) -> CachedDriving:
         def make() -> CachedDriving:
             from scorr_cli.media import iter_video_frames
+            import torch
+
             from scorr_cli.pipeline.render import chunked, image_to_tensor, images_to_tensor, open_driving
             from scorr_cli.faces import warp_crop
 

@@ -12,7 +12,7 @@ import typer
 
 from scorr_cli.cli.common import handle_errors
 from scorr_cli.cli.from_options import typer_command
-from scorr_cli.pipeline.animate import AnimateConfig
+from scorr_cli.pipeline.options import AnimateConfig
 
 LOG_EVERY_S = 10.0  # without a terminal (nohup, CI, a pipe): one progress line per stage this often
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from scorr_cli.checkpoints import export_checkpoint, import_official, list_weights, read_checkpoint, user_weights_dir
-from scorr_cli.checkpoints.registry import SUFFIX
 from scorr_cli.cli.common import handle_errors
 
 app = typer.Typer(help="List, import and export model weights.", no_args_is_help=True)
@@ -19,6 +15,11 @@ app = typer.Typer(help="List, import and export model weights.", no_args_is_help
 @handle_errors
 def list_cmd() -> None:
     """Show the checkpoints scorr can use by name."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from scorr_cli.checkpoints import list_weights, read_checkpoint, user_weights_dir
+
     console = Console()
     entries = list_weights()
     if not entries:
@@ -46,6 +47,9 @@ def import_cmd(
     force: bool = typer.Option(False, "--force", help="Replace existing weights of that name."),
 ) -> None:
     """Convert an authors' MRFA checkpoint to scorr's safetensors format (loads with weights_only)."""
+    from scorr_cli.checkpoints import import_official, read_checkpoint, user_weights_dir
+    from scorr_cli.checkpoints.registry import SUFFIX
+
     dest = user_weights_dir() / f"{name}{SUFFIX}"
     path = import_official(checkpoint, dest, name=name, force=force)
     ckpt = read_checkpoint(path)
@@ -62,6 +66,8 @@ def export_cmd(
     force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
 ) -> None:
     """Copy a trained checkpoint for sharing: optional float16, no local paths in its metadata."""
+    from scorr_cli.checkpoints import export_checkpoint
+
     path = export_checkpoint(checkpoint, dest, half=half, force=force)
     typer.echo(f"exported {checkpoint} -> {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

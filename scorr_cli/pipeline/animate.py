@@ -21,46 +21,14 @@ from scorr_cli.errors import InputError, NoFaceError
 from scorr_cli.faces import paste_back, warp_crop
 from scorr_cli.faces.bestframe import BestFrameSearch
 from scorr_cli.fsutil import check_output
-from scorr_cli.options import argument, option
 from scorr_cli.pipeline.faces import LANDMARK_SIZE, FaceCropper, rescaled
-from scorr_cli.pipeline.options import RenderOptions
+from scorr_cli.pipeline.options import AnimateConfig
 from scorr_cli.pipeline.render import (DrivingSource, ProgressFn, RenderedBatch, chunked, image_to_tensor,
                                        images_to_tensor, kp_numpy, load_engine, open_driving, output_kind, render,
                                        write_clip)
 
 PREVIEW_PANEL = 256
 """Preview panels are at least this big so keypoints stay visible with low-resolution models."""
-
-
-@dataclass
-class AnimateConfig(RenderOptions):
-    """Everything ``scorr animate`` can be told: the shared render options plus its own; the CLI builds
-    its options (and --help) from these fields."""
-
-    source: Path = argument("Portrait to animate (PNG, JPEG, WebP, BMP, TIFF; any size).")
-    driving: Path = argument("Driving video (anything ffmpeg reads), or one driving image.")
-    output: Path = option(None, "Output: .mp4/.mov/.mkv, .gif, a folder name for PNG frames, or an image "
-                                "(.png/.jpg/.webp) when the driving input is an image.", "--output", "-o",
-                          required=True)
-    force: bool = option(False, "Overwrite an existing output.", "--force")
-    paste_back: bool = option(False, "Blend the animated face back into the full-resolution source image (output "
-                                     "has the source's size).", "--paste-back")
-    find_best_frame: bool = option(False, "Use the driving frame whose face pose best matches the source as the "
-                                          "motion reference (animates forward and backward from it).",
-                                   "--find-best-frame")
-    preview: bool = option(False, "Also write <output>.preview: source | driving | result side by side, keypoints "
-                                  "drawn.", "--preview")
-    accept_damaged: bool = option(False, "Animate the readable part of a damaged (cut short, corrupt) driving video "
-                                         "instead of refusing it; the summary says how many frames were used.",
-                                  "--accept-damaged")
-
-    def __post_init__(self) -> None:
-        for name in ("source", "driving", "output"):
-            value = getattr(self, name)
-            if value is None:
-                raise ValueError(f"AnimateConfig.{name} is required")
-            setattr(self, name, Path(value))
-        super().__post_init__()
 
 
 @dataclass

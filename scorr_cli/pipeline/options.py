@@ -1,4 +1,6 @@
-"""How a (source, driving) pair is rendered: the options ``animate`` and ``batch`` share, declared once.
+"""How a (source, driving) pair is rendered: the options ``animate`` and ``batch`` share, declared once,
+and ``animate``'s own (:class:`AnimateConfig`). A light module (no torch, OpenCV or numpy): the CLI
+builds its options from it without loading them.
 
 Both commands build their command-line options from these fields (plus their own: the paths of
 ``animate``, the manifest and state options of ``batch``), validate them here, and resolve the
@@ -15,7 +17,7 @@ from typing import Any, Optional
 
 from scorr_cli.choices import FACE_DETECTORS, INFERENCE_PRECISIONS, MOTION_MODES, OUTPUT_FORMATS, one_of
 from scorr_cli.errors import InputError
-from scorr_cli.options import option
+from scorr_cli.options import argument, option
 
 DEFAULT_OUTPUT_SIZE = 256  # smaller models are upsampled to this; larger ones keep their resolution
 
@@ -83,3 +85,34 @@ class RenderOptions:
     def audio_from(self, kind: str, driving: Path, has_audio: bool) -> Optional[Path]:
         """The file to copy audio from: the driving video, for an MP4 output, unless --no-audio."""
         return driving if self.audio and kind == "mp4" and has_audio else None
+
+
+@dataclass
+class AnimateConfig(RenderOptions):
+    """Everything ``scorr animate`` can be told: the shared render options plus its own; the CLI builds
+    its options (and --help) from these fields."""
+
+    source: Path = argument("Portrait to animate (PNG, JPEG, WebP, BMP, TIFF; any size).")
+    driving: Path = argument("Driving video (anything ffmpeg reads), or one driving image.")
+    output: Path = option(None, "Output: .mp4/.mov/.mkv, .gif, a folder name for PNG frames, or an image "
+                                "(.png/.jpg/.webp) when the driving input is an image.", "--output", "-o",
+                          required=True)
+    force: bool = option(False, "Overwrite an existing output.", "--force")
+    paste_back: bool = option(False, "Blend the animated face back into the full-resolution source image (output "
+                                     "has the source's size).", "--paste-back")
+    find_best_frame: bool = option(False, "Use the driving frame whose face pose best matches the source as the "
+                                          "motion reference (animates forward and backward from it).",
+                                   "--find-best-frame")
+    preview: bool = option(False, "Also write <output>.preview: source | driving | result side by side, keypoints "
+                                  "drawn.", "--preview")
+    accept_damaged: bool = option(False, "Animate the readable part of a damaged (cut short, corrupt) driving video "
+                                         "instead of refusing it; the summary says how many frames were used.",
+                                  "--accept-damaged")
+
+    def __post_init__(self) -> None:
+        for name in ("source", "driving", "output"):
+            value = getattr(self, name)
+            if value is None:
+                raise ValueError(f"AnimateConfig.{name} is required")
+            setattr(self, name, Path(value))
+        super().__post_init__()

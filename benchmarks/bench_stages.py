@@ -1,0 +1,198 @@
+"""Where the time of ``scorr animate`` goes, stage by stage, on a 10 s clip with the default model.
+
+Start-up is a fresh ``scorr --version`` process (the imports every command pays) plus loading the
+weights. The animation is one in-process ``animate()`` run (the CLI's code path) whose stages are
+timed by wrapping the functions and modules that do them; times are *exclusive* (a stage nested in
+another, e.g. decoding inside the face scan, counts only for itself), so the rows add up to the run:
+
+    decode       video frames out of ffmpeg            face scan    the driving clip's face window
+    crop         warp_crop of every frame              keypoints    the prior's keypoint network
+    dense motion the prior's coarse flow + occlusion   correlation  structure features + lookups
+    updates      the flow/occlusion update heads       generator    the occlusion-aware decoder
+    to images    resize to the output size, uint8      paste back   (with --paste-back)
+    encode       frames into ffmpeg, audio mux         other        everything not listed
+
+End-to-end fps counts start-up, loading and the run. Prints a table and one JSON line.
+
+    python benchmarks/bench_stages.py [--clip PATH] [--source PATH] [--seconds 10] [--threads N]
+                                      [--checkpoint NAME|PATH] [--paste-back]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+MEDIA = REPO.parent / "shared" / "data" / "faces"
+DEFAULT_CLIP = MEDIA / "driving" / "liveportrait_d10.mp4"  # 512², 30 fps, with audio
+DEFAULT_SOURCE = MEDIA / "source" / "liveportrait_s42.jpg"
+
+
+class StageClock:
+    """Exclusive wall time per stage: entering a stage pauses the one it is nested in."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._stack: list[list] = []  # [name, started, paused_for]
+
+    def enter(self, name: str) -> None:
+        self._stack.append([name, time.perf_counter(), 0.0])
+
+    def leave(self) -> None:
+        name, started, nested = self._stack.pop()
+        elapsed = time.perf_counter() - started
+        self.seconds[name] = self.seconds.get(name, 0.0) + elapsed - nested
+        if self._stack:
+            self._stack[-1][2] += elapsed
+
+    @contextlib.contextmanager
+    def stage(self, name: str):
+        self.enter(name)
+        try:
+            yield
+        finally:
+            self.leave()
+
+    def wrap(self, name: str, fn):
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            with self.stage(name):
+                return fn(*args, **kwargs)
+        return timed
+
+    def wrap_iter(self, name: str, make_iter):
+        """Time each ``next()`` of the iterators ``make_iter`` returns (a decoder's work happens there)."""
+        @functools.wraps(make_iter)
+        def timed(*args, **kwargs):
+            it = iter(make_iter(*args, **kwargs))
+            while True:
+                with self.stage(name):
+                    try:
+                        item = next(it)
+                    except StopIteration:
+                        return
+                yield item
+        return timed
+
+    def hook(self, name: str, module) -> None:
+        module.register_forward_pre_hook(lambda m, a: self.enter(name))
+        module.register_forward_hook(lambda m, a, o: self.leave())
+
+
+@contextlib.contextmanager
+def patched(obj, attr: str, value):
+    old = getattr(obj, attr)
+    setattr(obj, attr, value)
+    try:
+        yield
+    finally:
+        setattr(obj, attr, old)
+
+
+def startup_seconds() -> float:
+    """A fresh ``scorr --version``: interpreter start plus the imports of every command."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "scorr_cli", "--version"], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def instrument(clock: StageClock, engine, stack: contextlib.ExitStack) -> None:
+    import scorr_cli.media as media
+    import scorr_cli.pipeline.animate as animate_mod
+    import scorr_cli.pipeline.render as render_mod
+    from scorr_cli.media.writers import _Writer
+    from scorr_cli.pipeline.faces import FaceCropper
+
+    model = engine.model
+    clock.hook("keypoints", model.encoder)
+    clock.hook("dense motion", model.dense_motion)
+    clock.hook("correlation", model.decoder)  # refinement minus what is timed inside it
+    clock.hook("updates", model.decoder.refine)
+    clock.hook("updates", model.decoder.corr_enc)
+    gen = model.decoder.generator
+    stack.enter_context(patched(gen, "decode", clock.wrap("generator", gen.decode)))
+    stack.enter_context(patched(gen, "encode", clock.wrap("generator", gen.encode)))
+    stack.enter_context(patched(media, "iter_video_frames", clock.wrap_iter("decode", media.iter_video_frames)))
+    stack.enter_context(patched(animate_mod, "warp_crop", clock.wrap("crop", animate_mod.warp_crop)))
+    stack.enter_context(patched(animate_mod, "paste_back", clock.wrap("paste back", animate_mod.paste_back)))
+    stack.enter_context(patched(render_mod, "tensor_to_images", clock.wrap("to images", render_mod.tensor_to_images)))
+    stack.enter_context(patched(FaceCropper, "video_window", clock.wrap("face scan", FaceCropper.video_window)))
+    stack.enter_context(patched(FaceCropper, "source", clock.wrap("face scan", FaceCropper.source)))
+    stack.enter_context(patched(_Writer, "write", clock.wrap("encode", _Writer.write)))
+    stack.enter_context(patched(_Writer, "close", clock.wrap("encode", _Writer.close)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    ap.add_argument("--seconds", type=float, default=10.0, help="animate this much of the clip")
+    ap.add_argument("--checkpoint", default=None, help="weights (default: the bundled default model)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--paste-back", action="store_true")
+    args = ap.parse_args()
+    for path in (args.clip, args.source):
+        if not path.is_file():
+            sys.exit(f"bench_stages: {path} not found (give --clip/--source)")
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from scorr_cli import runtime
+    from scorr_cli.media import probe_video
+    from scorr_cli.pipeline.animate import AnimateConfig, animate
+    from scorr_cli.pipeline.render import load_engine
+
+    runtime.keep_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    startup = startup_seconds()
+    info = probe_video(args.clip)
+    frames = min(info.n_frames, round(args.seconds * float(info.fps)))
+    with tempfile.TemporaryDirectory() as tmp:
+        config = AnimateConfig(source=args.source, driving=args.clip, output=Path(tmp) / "out.mp4",
+                               checkpoint=args.checkpoint, device="cpu", max_frames=frames,
+                               paste_back=args.paste_back, detector="dlib")
+        t0 = time.perf_counter()
+        engine = load_engine(config)
+        load = time.perf_counter() - t0
+        clock = StageClock()
+        with contextlib.ExitStack() as stack:
+            instrument(clock, engine, stack)
+            t0 = time.perf_counter()
+            with clock.stage("other"):
+                result = animate(config, engine=engine)
+            run = time.perf_counter() - t0
+    total = startup + load + run
+    rows = [("start-up (imports)", startup), ("load weights", load)]
+    order = ("decode", "face scan", "crop", "keypoints", "dense motion", "correlation", "updates", "generator",
+             "to images", "paste back", "encode", "other")
+    rows += [(name, clock.seconds[name]) for name in order if name in clock.seconds]
+    table = Table(title=f"scorr animate, {result.frames} frames of {args.clip.name} ({info.width}x{info.height}, "
+                        f"{float(info.fps):.0f} fps) -> {result.size[0]}², {torch.get_num_threads()} thread(s)")
+    for col in ("stage", "seconds", "ms/frame", "share"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    for name, sec in rows:
+        table.add_row(name, f"{sec:.2f}", f"{1000 * sec / result.frames:.1f}", f"{100 * sec / total:.0f}%")
+    table.add_row("total", f"{total:.2f}", f"{1000 * total / result.frames:.1f}", "100%")
+    Console().print(table)
+    print(f"end to end {result.frames / total:.2f} fps (animation alone {result.frames / run:.2f} fps)")
+    print(json.dumps({"benchmark": "animate_stages", "clip": args.clip.name, "frames": result.frames,
+                      "threads": torch.get_num_threads(), "startup_s": round(startup, 3), "load_s": round(load, 3),
+                      "run_s": round(run, 3), "fps_end_to_end": round(result.frames / total, 3),
+                      "fps_run": round(result.frames / run, 3),
+                      "stages_s": {k: round(v, 3) for k, v in clock.seconds.items()}, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
