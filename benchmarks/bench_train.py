@@ -27,7 +27,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from scorr_cli import runtime  # noqa: E402
-from scorr_cli.core.losses import ReconstructionLoss  # noqa: E402
+from scorr_cli.choices import PERCEPTUAL_BACKENDS  # noqa: E402
+from scorr_cli.core.losses import LossConfig, ReconstructionLoss  # noqa: E402
 from scorr_cli.core.model import MRFA  # noqa: E402
 from scorr_cli.core.transforms import RandomTransform  # noqa: E402
 from scorr_cli.core.vgg import build_vgg19  # noqa: E402
@@ -52,8 +53,10 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--perceptual", default="vgg19", choices=["vgg19", "random", "none"],
-                    help="vgg19 is timed with a random VGG-19 of identical cost; none: pixel + SSIM pyramid")
+    ap.add_argument("--perceptual", default="vgg19",
+                    help="vgg19, random or none (pixel + SSIM pyramid); vgg19 is timed with a random VGG-19 of "
+                         "identical cost. A comma list (random,none) alternates the choices step by step in one "
+                         "process, so a busy machine slows them alike, and reports their ratio")
     ap.add_argument("--allocator", default="reuse", choices=runtime.ALLOCATOR_MODES,
                     help="reuse: keep freed memory as `scorr train` does; system: the C library's defaults")
     args = ap.parse_args()
@@ -67,10 +70,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = MRFA(cfg.model).to(device).train()
     step_module = TrainingStep(model, cfg)
-    backend = "random" if args.perceptual == "vgg19" else args.perceptual
-    extra = {"pixel": 10.0, "ssim": 10.0} if backend == "none" else {}
-    loss_cfg = type(cfg.loss)(**{**cfg.loss.__dict__, "perceptual_backend": backend, **extra})
-    recon = ReconstructionLoss(loss_cfg, build_vgg19(None) if loss_cfg.uses_perceptual else None).to(device)
+    choices = args.perceptual.split(",")
+    if any(c not in PERCEPTUAL_BACKENDS for c in choices):
+        ap.error(f"--perceptual: each of {args.perceptual!r} must be one of {', '.join(PERCEPTUAL_BACKENDS)}")
+    recons = {c: reconstruction_loss(cfg.loss, c, device) for c in choices}
     opt = torch.optim.Adam(model.parameters(), lr=cfg.schedule.lr, betas=cfg.schedule.betas)
     gen = torch.Generator().manual_seed(0)
     source = torch.rand(args.batch, 3, args.size, args.size, generator=gen).to(device)
@@ -81,7 +84,7 @@ def main() -> None:
     ac = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16"
           else torch.autocast(device.type, enabled=False))
 
-    def one_step() -> float:
+    def one_step(recon: torch.nn.Module) -> float:
         _sync(device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -99,11 +102,20 @@ def main() -> None:
         return time.perf_counter() - t0
 
     for _ in range(args.warmup):
-        one_step()
+        for recon in recons.values():
+            one_step(recon)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times = [one_step() for _ in range(args.steps)]
+    all_times: dict[str, list[float]] = {c: [] for c in choices}
+    for _ in range(args.steps):
+        for c, recon in recons.items():
+            all_times[c].append(one_step(recon))
+    if len(choices) > 1:
+        _report_comparison(args, cfg, device, all_times)
+        return
+    times = all_times[choices[0]]
     mean = statistics.mean(times)
+    loss_cfg = recons[choices[0]].config
     params = sum(p.numel() for p in model.parameters())
     result = {
         "benchmark": "train_step", "preset": args.preset, "prior": cfg.model.prior, "size": args.size,
@@ -125,6 +137,31 @@ def main() -> None:
                   str(result["threads"]), f"{result['peak_mem_gb']} GB" if result["peak_mem_gb"] is not None else "-")
     Console(stderr=True).print(table)
     print(json.dumps(result))
+
+
+def reconstruction_loss(loss: LossConfig, choice: str, device: torch.device) -> ReconstructionLoss:
+    backend = "random" if choice == "vgg19" else choice
+    extra = {"pixel": 10.0, "ssim": 10.0} if backend == "none" else {}
+    cfg = type(loss)(**{**loss.__dict__, "perceptual_backend": backend, **extra})
+    return ReconstructionLoss(cfg, build_vgg19(None) if cfg.uses_perceptual else None).to(device)
+
+
+def _report_comparison(args, cfg, device: torch.device, all_times: dict[str, list[float]]) -> None:
+    first = next(iter(all_times))
+    rows = [{"perceptual": c, "s_per_step": round(statistics.mean(t), 4), "s_per_step_min": round(min(t), 4),
+             "relative": round(statistics.mean(t) / statistics.mean(all_times[first]), 3)}
+            for c, t in all_times.items()]
+    table = Table(title=f"MRFA training step by reconstruction loss ({args.preset}, {args.size}², batch {args.batch}, "
+                        f"{device}, {torch.get_num_threads()} thread(s), {args.steps} alternating steps each)")
+    for col in ("perceptual", "s/step (mean)", "s/step (min)", f"vs {first}"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(r["perceptual"], f"{r['s_per_step']:.3f}", f"{r['s_per_step_min']:.3f}", f"{r['relative']:.2f}")
+    Console(stderr=True).print(table)
+    print(json.dumps({"benchmark": "train_step_losses", "preset": args.preset, "prior": cfg.model.prior,
+                      "size": args.size, "batch": args.batch, "device": str(device),
+                      "threads": torch.get_num_threads(), "steps": args.steps, "rows": rows,
+                      "torch": torch.__version__}))
 
 
 if __name__ == "__main__":
