@@ -27,12 +27,12 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from scorr_cli import runtime  # noqa: E402
-from scorr_cli.choices import PERCEPTUAL_BACKENDS  # noqa: E402
+from scorr_cli.choices import PERCEPTUAL_BACKENDS, PRIORS, TRAIN_PRECISIONS  # noqa: E402
 from scorr_cli.core.losses import LossConfig, ReconstructionLoss  # noqa: E402
 from scorr_cli.core.model import MRFA  # noqa: E402
 from scorr_cli.core.transforms import RandomTransform  # noqa: E402
 from scorr_cli.core.vgg import build_vgg19  # noqa: E402
-from scorr_cli.train.config import train_preset  # noqa: E402
+from scorr_cli.train.config import TRAIN_PRESETS, train_preset  # noqa: E402
 from scorr_cli.train.distributed import resolve_device  # noqa: E402
 from scorr_cli.train.trainer import TrainingStep  # noqa: E402
 
@@ -44,14 +44,14 @@ def _sync(device: torch.device) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="vox", choices=["vox", "celebvhq", "lite", "tiny"])
-    ap.add_argument("--prior", default=None, choices=["mtia", "tpsm", "fomm"])
+    ap.add_argument("--preset", default="vox", choices=TRAIN_PRESETS)
+    ap.add_argument("--prior", default=None, choices=PRIORS)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3, help="timed steps")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--precision", default="fp32", choices=TRAIN_PRECISIONS)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--perceptual", default="vgg19",
                     help="vgg19, random or none (pixel + SSIM pyramid); vgg19 is timed with a random VGG-19 of "

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from scorr_cli.choices import FACE_DETECTORS
 from scorr_cli.cli.common import handle_errors
 from scorr_cli.errors import InputError
 from scorr_cli.faces.config import CropConfig
@@ -18,7 +19,7 @@ _D = CropConfig()
 def crop(
     input: Path = typer.Argument(..., help="A video, a photo, or (with --dataset) a folder of videos."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default: <input stem>_crops beside the input)."),
-    detector: str = typer.Option("auto", "--detector", help="auto | face-alignment | dlib (offline). auto uses face-alignment when its weights are present."),
+    detector: str = typer.Option("auto", "--detector", metavar="|".join(FACE_DETECTORS), help="Face detector: dlib is offline; auto uses face-alignment when its weights are present."),
     weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="Folder with face-alignment weights (torch hub root or its checkpoints/); env SCORR_FACE_WEIGHTS."),
     device: str = typer.Option("cpu", "--device", help="Device for face-alignment (cpu, cuda)."),
     size: int = typer.Option(_D.size, "--size", help=_H("size")),

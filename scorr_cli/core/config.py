@@ -11,11 +11,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from scorr_cli.choices import PRIORS
 
-Prior = Literal["mtia", "tpsm", "fomm"]
+Prior = str  # one of choices.PRIORS (checked in ModelConfig)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from scorr_cli.choices import PERCEPTUAL_BACKENDS
 from scorr_cli.core.config import check_fields
 from scorr_cli.core.transforms import RandomTransform, TransformConfig
 
-PerceptualBackend = Literal["vgg19", "random", "none"]
+PerceptualBackend = str  # one of choices.PERCEPTUAL_BACKENDS (checked in LossConfig)
 KeypointNetwork = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
 
 
