@@ -73,3 +73,26 @@ def test_driving_crop_window(faces_media, det):
     (x0, y0), (x1, y1) = (inv[:2, :2] @ corners.T).T + inv[:2, 2]
     assert -1e-6 <= x0 < x1 <= w + 1e-6 and -1e-6 <= y0 < y1 <= h + 1e-6  # clamped inside the frame, square
     assert (x1 - x0) == pytest.approx(y1 - y0)
+
+
+def test_cropper_detects_fast_first_and_still_finds_small_faces(faces_media):
+    """animate's face detector looks at the frame first without upsampling (~4x faster for the large faces of
+    portraits and talking-head clips) and upsamples only when that finds nothing: a 100-px portrait in a
+    480-px frame is missed at upsample 0 and found all the same. Landmarks come on demand (dlib's 100 MB shape
+    model is not read to crop)."""
+    import cv2
+
+    from scorr_cli.faces.detectors import DlibDetector
+    from scorr_cli.media import read_image
+    from scorr_cli.pipeline.faces import FaceCropper
+
+    portrait = read_image(faces_media / "source" / "liveportrait_s42.jpg")
+    frame = np.zeros((480, 480, 3), np.uint8)
+    frame[100:200, 100:200] = cv2.resize(portrait, (100, 100), interpolation=cv2.INTER_AREA)
+    assert DlibDetector(upsample=0, landmarks=False).detect(frame) == []
+    cropper = FaceCropper(detector="dlib")
+    (face,) = cropper.detector.detect(frame)
+    assert 90 <= face.box[0] <= 140 and face.landmarks68 is None
+    assert cropper.detector._shape_model is None  # boxes only so far
+    points = cropper.landmarks(cv2.resize(portrait, (256, 256), interpolation=cv2.INTER_AREA))
+    assert points.shape == (68, 2) and cropper.detector._shape_model is not None

@@ -2,12 +2,14 @@
 
 Orchestration only: check every input and output before any slow work, crop faces, stream driving
 frames through the engine in batches and straight into an atomic writer (the render path
-:mod:`scorr_cli.pipeline.render`, shared with ``batch``). Nothing holds the whole video: memory is
+:mod:`scorr_cli.pipeline.render`, shared with ``batch``); decoding and encoding run beside the model
+(:mod:`scorr_cli.pipeline.overlap`). Nothing holds the whole video: memory is
 the same for a 10 s and a 10 min clip (``benchmarks/bench_memory.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,6 +25,7 @@ from scorr_cli.faces.bestframe import BestFrameSearch
 from scorr_cli.fsutil import check_output
 from scorr_cli.pipeline.faces import LANDMARK_SIZE, FaceCropper, rescaled
 from scorr_cli.pipeline.options import AnimateConfig
+from scorr_cli.pipeline.overlap import prefetch
 from scorr_cli.pipeline.render import (DrivingSource, ProgressFn, RenderedBatch, chunked, image_to_tensor,
                                        images_to_tensor, kp_numpy, load_engine, open_driving, output_kind, render,
                                        write_clip)
@@ -148,14 +151,16 @@ def animate(config: AnimateConfig, progress: Optional[ProgressFn] = None, engine
 
     # Stream: decode -> crop -> keypoints -> render -> (paste back) -> encode.
     transfer = TransferOptions(mode=inputs.mode, adapt_scale=config.adapt_scale)
-    batches = (render(engine, state, engine.detect(images_to_tensor(crops)), transfer, size, crops)
-               for crops in chunked(_driving_crops(config, driving, window), config.batch_size))
     finish = (lambda f: paste_back(inputs.source_image, f, source_t)) if config.paste_back else (lambda f: f)
     sinks = [(config.output, lambda b: [finish(f) for f in b.frames])]
     if inputs.preview is not None:
         kp_source = kp_numpy(state.prepared.kp)[0]
         sinks.append((inputs.preview, lambda b: _preview_frames(source_crop, kp_source, b)))
-    n_written, fps, audio_from = _write(config, inputs, batches, sinks, report)
+    # Frames are decoded and cropped in a thread beside the model; closing stops it on any exit.
+    with contextlib.closing(prefetch(_driving_crops(config, driving, window), depth=2 * config.batch_size)) as crops:
+        batches = (render(engine, state, engine.detect(images_to_tensor(batch)), transfer, size, batch)
+                   for batch in chunked(crops, config.batch_size))
+        n_written, fps, audio_from = _write(config, inputs, batches, sinks, report)
 
     h, w = inputs.source_image.shape[:2]
     damage = None

@@ -151,18 +151,26 @@ Sink = tuple[Path, Callable[[RenderedBatch], list[np.ndarray]]]
 def write_clip(batches: Iterable[RenderedBatch], sinks: Sequence[Sink], kind: str, fps: Any,
                audio_from: Optional[Path], total: int, report: ProgressFn, stage: str = "rendering") -> int:
     """Write every batch into every sink (atomically: a writer renames into place only when complete);
-    returns the number of frames."""
+    returns the number of frames. Encoding (and what the sinks do to the frames: paste-back, previews)
+    runs in a background thread while the next batch renders (:mod:`scorr_cli.pipeline.overlap`)."""
     from scorr_cli.media import open_writer
+    from scorr_cli.pipeline.overlap import BackgroundSink
 
     audio = {"audio_from": audio_from} if audio_from is not None else {}
     done = 0
     report(stage, 0, total)
     with contextlib.ExitStack() as stack:
         writers = [(stack.enter_context(open_writer(path, fps, kind, **audio)), frames_of) for path, frames_of in sinks]
-        for batch in batches:
+
+        def write(batch: RenderedBatch) -> None:
             for writer, frames_of in writers:
                 for frame in frames_of(batch):
                     writer.write(frame)
+
+        encoder = stack.enter_context(BackgroundSink(write, depth=2))
+        for batch in batches:
+            encoder.put(batch)
             done += len(batch.frames)
             report(stage, done, total)
+        encoder.finish()
     return done
