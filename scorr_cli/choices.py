@@ -12,6 +12,8 @@ TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")  # and cuda:N
 PRIORS: tuple[str, ...] = ("mtia", "tpsm", "fomm")  # prior motion models
 PERCEPTUAL_BACKENDS: tuple[str, ...] = ("vgg19", "random", "none")
 LPIPS_NETS: tuple[str, ...] = ("vgg", "alex", "none")
+BACKENDS: tuple[str, ...] = ("torch", "onnx")  # what runs the networks for animate/batch; onnx: onnxruntime
+ONNX_OPSETS: tuple[int, ...] = (16, 17, 18, 19, 20)  # GridSample needs 16; torch's TorchScript exporter stops at 20
 FACE_DETECTORS: tuple[str, ...] = ("auto", "face-alignment", "dlib")  # auto: face-alignment when its weights are here
 
 

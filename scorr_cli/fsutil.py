@@ -54,6 +54,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """:func:`atomic_path` for a folder: yield a temporary folder beside ``path`` that replaces ``path``
+    (:func:`replace_folder`) only if the block succeeds; on any exception it is removed and ``path`` is
+    left as it was."""
+    import shutil
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_beside(target, "part", directory=True)
+    try:
+        yield tmp
+        replace_folder(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Rename the finished folder ``new`` onto ``target``; an existing ``target`` folder is moved aside
+    first and deleted after, so ``target`` is at every moment either the old folder or the new one."""
+    import shutil
+
+    os.chmod(new, 0o777 & ~_umask())  # mkdtemp makes 0700: give the folder the usual mode
+    old = None
+    if target.exists():
+        if not target.is_dir():
+            raise ScorrError(f"{target}: exists and is not a folder")
+        old = temp_beside(target, "old", directory=True)
+        os.replace(target, old / "x")
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks (checkpoints are tens to hundreds of MB)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

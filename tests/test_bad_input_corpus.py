@@ -122,6 +122,10 @@ CASES = [
     ("animate-relative-image", 2, "--mode relative needs a driving video",
      A + ["{d}/face.png", "{d}/face.png", "-o", "{d}/o.png", "--mode", "relative"] + T),
     ("animate-blank-source", 6, "no face found", A + ["{d}/blank.png", "{d}/drive.mp4", "-o", "{d}/o.mp4"] + T),
+    ("animate-onnx-dir-without-backend", 2, "needs --backend onnx",
+     A + ["{d}/face.png", "{d}/drive.mp4", "-o", "{d}/o.mp4", "--onnx-dir", "{d}/folder"]),
+    ("animate-onnx-half-precision", 2, "fp32 graphs",
+     A + ["{d}/face.png", "{d}/drive.mp4", "-o", "{d}/o.mp4", "--backend", "onnx", "--precision", "bf16"]),
     ("crop-missing", 2, "file not found", ["crop", "{d}/none.mp4", "-o", "{d}/c"]),
     ("crop-folder-without-dataset", 2, "--dataset", ["crop", "{d}/folder", "-o", "{d}/c"]),
     ("crop-noise-video", 2, "noise.mp4", ["crop", "{d}/noise.mp4", "-o", "{d}/c", "--detector", "dlib"]),
@@ -135,6 +139,10 @@ CASES = [
     ("batch-empty-manifest", 2, "nojobs.csv", ["batch", "{d}/nojobs.csv", "-o", "{d}/b"]),
     ("batch-output-is-a-file", 2, "existing file", ["batch", "{d}/jobs.csv", "-o", "{d}/taken"]),
     ("batch-bad-mode", 2, "--mode", ["batch", "{d}/jobs.csv", "-o", "{d}/b", "--mode", "sideways"]),
+    ("batch-bad-backend", 2, "--backend tf", ["batch", "{d}/jobs.csv", "-o", "{d}/b", "--backend", "tf"]),
+    ("export-missing-checkpoint", 2, "checkpoint not found", ["export", "{d}/none.safetensors", "-o", "{d}/x"]),
+    ("export-output-exists", 3, "--force", ["export", "{d}/tiny.safetensors", "-o", "{d}/folder"]),
+    ("export-bad-opset", 2, "--opset 9", ["export", "{d}/tiny.safetensors", "-o", "{d}/x", "--opset", "9"]),
     ("train-missing-data", 2, "does not exist", ["train", "--data", "{d}/none", "--out", "{d}/r"]),
     ("train-no-train-split", 2, "no train/ folder", ["train", "--data", "{d}/nodata", "--out", "{d}/r"]),
     ("train-empty-train-split", 2, "holds no clips", ["train", "--data", "{d}/ds", "--out", "{d}/r"]),
@@ -176,4 +184,5 @@ def test_bad_input(lab, monkeypatch, tmp_path, code, text, argv):
 
 def test_the_corpus_is_large_and_covers_every_command():
     commands = {c[3][0] for c in CASES}
-    assert len(CASES) >= 40 and commands == {"animate", "crop", "batch", "train", "evaluate", "weights"}
+    assert len(CASES) >= 40 and commands == {"animate", "crop", "batch", "train", "evaluate", "weights",
+                                                   "export"}

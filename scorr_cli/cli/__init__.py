@@ -41,7 +41,7 @@ def _root(
 
 
 def _register() -> None:
-    for name in ("animate", "crop", "batch", "train", "evaluate", "weights"):
+    for name in ("animate", "crop", "batch", "train", "evaluate", "weights", "export"):
         module = __import__(f"scorr_cli.cli.{name}", fromlist=["register"])
         module.register(app)
 

@@ -18,14 +18,15 @@ class NarrowConv2d(nn.Conv2d):
     oneDNN runs such layers at 10-40 GFLOP/s on a CPU, a tenth of its rate on wide ones. On the CPU
     this computes them as one matmul giving all k²·C_out tap responses, then k² shifted adds:
     same values up to float rounding, same parameters, 2-3x faster at 256² (bench: 3×3 128→2,
-    7×7 64→3). Other devices use the ordinary convolution.
+    7×7 64→3). Other devices, and ONNX export (where the trick would become k² slice-and-add nodes
+    that onnxruntime runs slower than its own convolution), use the ordinary convolution.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu":
+        if x.device.type != "cpu" or torch.onnx.is_in_onnx_export():
             return super().forward(x)
         b, c, h, w = x.shape
         o, k = self.out_channels, self.kernel_size[0]

@@ -73,23 +73,17 @@ class SourceState:
     extras: dict = field(default_factory=dict)
 
 
-class AnimationEngine:
-    def __init__(self, model: MRFA, device: str | torch.device = "cpu", precision: str = "fp32",
-                 render_chunk: int | None = None, corr_impl: str = "auto"):
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        if precision != "fp32" and self.device.type != "cuda":
-            precision = "fp32"  # half precision is a CUDA option; CPU stays exact
-        self.precision = precision
-        self.model = model.to(self.device).eval()
-        # auto: the fused Triton correlation lookup on CUDA when triton is installed, torch elsewhere.
-        self.model.decoder.corr_impl = corr_impl
-        self.size = model.cfg.image_size
+class EngineBase:
+    """What every engine shares (this torch one, and the onnxruntime one in :mod:`scorr_cli.export`):
+    frames resized to the model's input, the motion reference and motion transfer, so both backends
+    move keypoints with the same code. Subclasses run the networks: ``detect``, ``prepare``, ``animate``."""
+
+    def __init__(self, size: int, device: torch.device, render_chunk: int | None = None):
+        self.size = size
+        self.device = device
         # Keypoints are detected for the whole batch at once, but on a CPU the refiner/generator run
         # faster one frame at a time (their ~100 MB-per-frame working set then stays in cache).
-        self.render_chunk = render_chunk if render_chunk is not None else (1 if self.device.type == "cpu" else None)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        return autocast_context(self.device, self.precision)
+        self.render_chunk = render_chunk if render_chunk is not None else (1 if device.type == "cpu" else None)
 
     def _to_device(self, frames: torch.Tensor) -> torch.Tensor:
         if frames.dim() == 3:
@@ -100,6 +94,37 @@ class AnimationEngine:
             frames = F.interpolate(frames, size=(self.size, self.size), mode="bilinear", align_corners=False,
                                    antialias=frames.shape[-1] > self.size)
         return frames
+
+    def set_reference(self, state: SourceState, kp_reference: dict[str, torch.Tensor]) -> None:
+        """Fix the driving frame that relative motion is measured from."""
+        state.reference = {k: v[:1] for k, v in kp_reference.items()}
+        state.scale = movement_scale(state.prepared.kp["kp"], state.reference["kp"])
+
+    def transfer(self, state: SourceState, frames: torch.Tensor | None, options: TransferOptions,
+                 kp_driving: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The keypoints to render: driving keypoints (detected in ``frames`` unless given) moved onto the
+        source; the first driving frame becomes the reference if relative motion has none yet."""
+        if kp_driving is None:
+            kp_driving = self.detect(frames)
+        if options.mode == "relative" and state.reference is None:
+            self.set_reference(state, kp_driving)
+        return transfer_keypoints(state.prepared.kp, kp_driving, state.reference, options, state.scale)
+
+
+class AnimationEngine(EngineBase):
+    def __init__(self, model: MRFA, device: str | torch.device = "cpu", precision: str = "fp32",
+                 render_chunk: int | None = None, corr_impl: str = "auto"):
+        device = device if isinstance(device, torch.device) else resolve_device(device)
+        super().__init__(model.cfg.image_size, device, render_chunk)
+        if precision != "fp32" and self.device.type != "cuda":
+            precision = "fp32"  # half precision is a CUDA option; CPU stays exact
+        self.precision = precision
+        self.model = model.to(self.device).eval()
+        # auto: the fused Triton correlation lookup on CUDA when triton is installed, torch elsewhere.
+        self.model.decoder.corr_impl = corr_impl
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return autocast_context(self.device, self.precision)
 
     @torch.no_grad()
     def detect(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -113,11 +138,6 @@ class AnimationEngine:
             prepared = self.model.prepare_source(self._to_device(source))
         return SourceState(prepared)
 
-    def set_reference(self, state: SourceState, kp_reference: dict[str, torch.Tensor]) -> None:
-        """Fix the driving frame that relative motion is measured from."""
-        state.reference = {k: v[:1] for k, v in kp_reference.items()}
-        state.scale = movement_scale(state.prepared.kp["kp"], state.reference["kp"])
-
     @torch.no_grad()
     def animate(self, state: SourceState, frames: torch.Tensor | None, options: TransferOptions = TransferOptions(),
                 kp_driving: dict[str, torch.Tensor] | None = None) -> FrameOutput:
@@ -125,11 +145,7 @@ class AnimationEngine:
 
         Passing cached ``kp_driving`` lets batch jobs detect each driving clip once for many sources.
         """
-        if kp_driving is None:
-            kp_driving = self.detect(frames)
-        if options.mode == "relative" and state.reference is None:
-            self.set_reference(state, kp_driving)
-        kp = transfer_keypoints(state.prepared.kp, kp_driving, state.reference, options, state.scale)
+        kp = self.transfer(state, frames, options, kp_driving)
         n = kp["kp"].shape[0]
         chunk = self.render_chunk or n
         with self._autocast():

@@ -20,7 +20,6 @@ needs an action-unit model that scorr does not ship; it is reported as skipped w
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ from scorr_cli.choices import LPIPS_NETS, one_of
 from scorr_cli.errors import InputError, ScorrError
 from scorr_cli.evaluate import metrics as M
 from scorr_cli.evaluate.follow import FOLLOW_METRICS, follow_scores, rotation_distance, sequence_signals
+from scorr_cli.fsutil import sha256_file
 
 BASELINES = ("copy-source",)
 RECON_METRICS = ("l1", "psnr", "ssim", "lpips", "akd", "mkr", "aed")
@@ -117,14 +117,6 @@ class EvalResult:
     size: int
     seconds: float
     cropper: str = ""
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -21,7 +21,7 @@ import numpy as np
 
 from scorr_cli.choices import OUTPUT_FORMATS, one_of
 from scorr_cli.errors import InputError, ScorrError
-from scorr_cli.fsutil import atomic_path, temp_beside
+from scorr_cli.fsutil import atomic_path, replace_folder, temp_beside
 from scorr_cli.media._ffmpeg import ffmpeg_exe, run_ffmpeg, summarize_stderr
 from scorr_cli.media.frames import as_rgb_frame, pad_to_even
 from scorr_cli.media.rates import fps_arg, parse_fps
@@ -321,15 +321,7 @@ class FrameFolderWriter(_Writer):
         name.write_bytes(buf.tobytes())
 
     def _finish(self) -> None:
-        old = None
-        if self.path.exists():
-            if not self.path.is_dir():
-                raise ScorrError(f"{self.path}: exists and is not a folder")
-            old = temp_beside(self.path, "old", directory=True)
-            os.replace(self.path, old / "x")
-        os.replace(self._tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(self._tmp, self.path)
 
     def _discard(self) -> None:
         if self._tmp is not None:

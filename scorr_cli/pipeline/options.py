@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from scorr_cli.choices import FACE_DETECTORS, INFERENCE_PRECISIONS, MOTION_MODES, OUTPUT_FORMATS, one_of
+from scorr_cli.choices import BACKENDS, FACE_DETECTORS, INFERENCE_PRECISIONS, MOTION_MODES, OUTPUT_FORMATS, one_of
 from scorr_cli.errors import InputError
 from scorr_cli.options import argument, option
 
@@ -36,6 +36,12 @@ class RenderOptions:
                                  "cuda:1, mps.")
     precision: str = option("fp32", "fp32, or bf16/fp16 mixed precision on CUDA (CPU always runs fp32).",
                             metavar="|".join(INFERENCE_PRECISIONS))
+    backend: str = option("torch", "What runs the networks: torch, or onnx (onnxruntime, from scorr's onnx extra). "
+                                   "The onnx graphs come from --onnx-dir, else they are exported once per checkpoint "
+                                   "into $XDG_CACHE_HOME/scorr/onnx (~/.cache/scorr/onnx).",
+                          metavar="|".join(BACKENDS))
+    onnx_dir: Optional[Path] = option(None, "With --backend onnx: a folder written by `scorr export` (it holds its "
+                                            "own weights, so no --checkpoint).", show_default=False)
     batch_size: int = option(4, "Driving frames per engine call (more is faster on a GPU, costs memory).",
                              "--batch-size", "-b", min=1)
     mode: str = option("auto", "Motion transfer: relative (follow the driving motion from a reference frame), "
@@ -58,6 +64,7 @@ class RenderOptions:
     def __post_init__(self) -> None:
         for flag, value, valid in (("--mode", self.mode, MOTION_MODES),
                                    ("--precision", self.precision, INFERENCE_PRECISIONS),
+                                   ("--backend", self.backend, BACKENDS),
                                    ("--detector", self.detector, FACE_DETECTORS),
                                    ("--format", self.format, OUTPUT_FORMATS)):
             if value is not None and value not in valid:
@@ -66,6 +73,17 @@ class RenderOptions:
                                    ("--best-frame", self.best_frame, 0), ("--size", self.size, 32)):
             if value is not None and value < least:
                 raise InputError(f"{flag} must be at least {least}, got {value}")
+        self._check_backend()
+
+    def _check_backend(self) -> None:
+        if self.onnx_dir is not None:
+            self.onnx_dir = Path(self.onnx_dir)
+            if self.backend != "onnx":
+                raise InputError(f"--onnx-dir {self.onnx_dir}: needs --backend onnx")
+            if self.checkpoint is not None:
+                raise InputError(f"--onnx-dir {self.onnx_dir}: the folder holds its own weights; drop --checkpoint")
+        if self.backend == "onnx" and self.precision != "fp32":
+            raise InputError(f"--precision {self.precision}: the onnx backend runs the fp32 graphs; use --backend torch")
 
     def for_pair(self, overrides: dict[str, Any]) -> "RenderOptions":
         """These options with a manifest row's own values (only :data:`PAIR_OPTIONS`) in place."""

@@ -61,11 +61,16 @@ def chunked(frames: Iterable[Any], n: int) -> Iterator[list[Any]]:
 # ----------------------------------------------------------------------------- inputs and outputs
 
 def load_engine(options: RenderOptions, device: Optional[str] = None) -> Any:
-    """The engine for ``options`` (checkpoint, device, precision); ``device`` overrides options.device."""
+    """The engine for ``options`` (backend, checkpoint, device, precision); ``device`` overrides
+    options.device. Both backends' engines have the same interface."""
     from scorr_cli.checkpoints import load_checkpoint, resolve_checkpoint
     from scorr_cli.core.engine import AnimationEngine, resolve_device
 
     name = device or options.device
+    if options.backend == "onnx":
+        from scorr_cli.export.runtime import load_onnx_engine
+
+        return load_onnx_engine(options.checkpoint, options.onnx_dir, name)
     try:
         resolved = resolve_device(name)
     except (ValueError, RuntimeError) as e:
