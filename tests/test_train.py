@@ -355,3 +355,22 @@ def test_every_train_option_lands_in_the_configuration(tmp_path: Path):
             assert node == (str(want) if isinstance(want, Path) else want), (f.name, dotted, node)
     assert tree["model"]["refiner"]["flow_update"] is False
     assert dataclasses.replace(options, seed=None).overrides()["run"].get("seed") is None
+
+
+def test_cpu_budget_stops_with_a_checkpoint_and_resumes(clip_root: Path, tmp_path: Path, one_thread):
+    """--max-cpu-minutes: equal-CPU-time ablations. A budget smaller than one step's CPU time stops after the
+    first step with a resumable checkpoint (no final weights); a larger budget on --resume goes on from it,
+    counting the CPU time already spent."""
+    out = tmp_path / "run"
+    common = ["--threads", "1", "-q"]
+    r = _cli("--data", str(clip_root), "--preset", "tiny", "--perceptual", "none", "--batch-size", "2",
+             "--max-steps", "4", "--max-cpu-minutes", "0.0001", "--out", str(out), *common)
+    assert r.exit_code == 0, r.output
+    assert not (out / "final.safetensors").exists()
+    (first,) = sorted((out / "checkpoints").glob("step-*[0-9].safetensors"))
+    assert first.name == "step-00000001.safetensors"
+    spent = st.load_training_state(st.state_path_for(first)).scalars["cpu_time"]
+    assert 0.006 <= spent < 60
+    r = _cli("--resume", str(out), "--max-cpu-minutes", "10", *common)
+    assert r.exit_code == 0, r.output
+    assert read_checkpoint(out / "final.safetensors").metadata["steps"] == 4

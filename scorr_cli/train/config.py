@@ -61,6 +61,10 @@ class ScheduleConfig:
     batch_size: int = 80
     accum: int = 1  # gradient-accumulation micro-batches per optimiser step
     max_steps: int | None = None  # stop after this many optimiser steps in total (None: run all epochs)
+    # Stop (with a checkpoint, resumable) once the run's optimiser steps have used this much CPU time of the
+    # training process, summed over resumes: equal-CPU-time ablations on a shared or busy machine, where
+    # wall time says little. None: no budget.
+    max_cpu_minutes: float | None = None
     # Optimiser steps at the start of a run that train only the keypoint detector, on landmark guidance
     # and equivariance (no dense motion, refinement or generator: a fraction of a full step's cost), so
     # the keypoints carry the face's motion before the rest learns to use them. Needs loss.landmarks > 0.
@@ -84,6 +88,8 @@ class ScheduleConfig:
             raise ValueError(f"keypoint_warmup_steps must be >= 0, got {self.keypoint_warmup_steps}")
         if self.max_steps is not None and self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
+        if self.max_cpu_minutes is not None and self.max_cpu_minutes <= 0:
+            raise ValueError(f"max_cpu_minutes must be > 0, got {self.max_cpu_minutes}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.clip_scope not in CLIP_SCOPES:

@@ -65,6 +65,10 @@ class TrainOptions:
     epochs: Optional[int] = option(None, "Number of epochs.", min=1, key="schedule.epochs")
     max_steps: Optional[int] = option(None, "Stop after this many optimiser steps in total (resumable).", min=0,
                                       key="schedule.max_steps")
+    max_cpu_minutes: Optional[float] = option(
+        None, "Stop (saving a checkpoint) once the training steps have used this much CPU time, summed over "
+              "resumes: ablations at equal CPU time on a busy machine. Resume with a larger budget to go on.",
+        min=0.0, key="schedule.max_cpu_minutes")
     batch_size: Optional[int] = option(
         None, "Global batch per optimiser step, summed over all GPUs/processes and --accum micro-batches.",
         "--batch-size", "-b", min=1, key="schedule.batch_size")

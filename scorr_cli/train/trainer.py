@@ -282,6 +282,7 @@ class Trainer:
         self.step = 0
         self.samples_in_epoch = 0
         self.wall_time = 0.0
+        self.cpu_time = 0.0  # CPU seconds of this process in optimiser steps (schedule.max_cpu_minutes)
         self.last_eval: float | None = None
         self.eval_history: list[float] = []
         self.last_checkpoint: Path | None = None
@@ -444,6 +445,7 @@ class Trainer:
             self.epoch += 1
         self.samples_in_epoch -= self.samples_in_epoch % self.info.world_size
         self.wall_time = float(s.get("wall_time", 0.0))
+        self.cpu_time = float(s.get("cpu_time", 0.0))
         self.eval_history = [float(x) for x in s.get("eval_history", [])]
         if int(s.get("world_size", 1)) == self.info.world_size and self.info.rank == 0:
             st.restore_rng(ts.rng)
@@ -525,7 +527,7 @@ class Trainer:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             mp = st.model_path(self.ckpt_dir, self.step)
             scalars = {"epoch": self.epoch, "step": self.step, "samples_in_epoch": self.samples_in_epoch,
-                       "wall_time": self.wall_time, "world_size": self.info.world_size,
+                       "wall_time": self.wall_time, "cpu_time": self.cpu_time, "world_size": self.info.world_size,
                        "batch_size": self.cfg.schedule.batch_size, "eval_history": self.eval_history,
                        "seed": self.cfg.run.seed}
             st.save_training_state(st.state_path_for(mp), optimizer=self.optimizer, scheduler=self.scheduler,
@@ -611,10 +613,11 @@ class Trainer:
         saved_at = self.step if self.resumed_from else -1
         try:
             with _StopFlag() as stop:
-                while self.epoch < self.cfg.schedule.epochs and self.step < total and not self._stopping(stop):
+                while (self.epoch < self.cfg.schedule.epochs and self.step < total and not self._stopping(stop)
+                       and not self._budget_spent()):
                     for losses, indices, vis, end_of_epoch in self._steps(total, stop):
                         log.step(self, losses, indices, vis, end_of_epoch or self.step == total)
-                        if end_of_epoch or self._stopping(stop):
+                        if end_of_epoch or self._stopping(stop) or self._budget_spent():
                             break
                         if self.cfg.run.checkpoint_every and self.step % self.cfg.run.checkpoint_every == 0:
                             saved_at = self._save_at()
@@ -626,6 +629,10 @@ class Trainer:
                 if self._interrupted:
                     log.display.print(f"interrupted ({stop.requested}) at step {self.step}: saved "
                                       f"{self.last_checkpoint}; continue with --resume {self.out}")
+                elif self._budget_spent() and self.step < total:
+                    log.display.print(f"CPU budget of {self.cfg.schedule.max_cpu_minutes:g} min spent at step "
+                                      f"{self.step}: saved {self.last_checkpoint}; continue with --resume {self.out} "
+                                      "and a larger --max-cpu-minutes")
                 elif self.info.is_main and self.step >= total:
                     final = save_checkpoint(self.out / "final.safetensors", self.model, metadata=self.metadata())
             self._sync_buffers()
@@ -641,6 +648,11 @@ class Trainer:
             self._interrupted = True
         return self._interrupted
 
+    def _budget_spent(self) -> bool:
+        """Whether the CPU-time budget is used up (on any rank: all ranks stop at the same step)."""
+        budget = self.cfg.schedule.max_cpu_minutes
+        return budget is not None and any_rank(self.cpu_time >= 60.0 * budget, self.info)
+
     def _save_at(self) -> int:
         self.save()
         return self.step
@@ -654,7 +666,7 @@ class Trainer:
         self._epoch_exhausted = False
         batches = iter(self._loader())
         while self.step < total:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             self.optimizer.zero_grad(set_to_none=True)
             losses: dict[str, float] = {}
             indices: list[int] = []
@@ -678,6 +690,7 @@ class Trainer:
             self.step += 1
             self.samples_in_epoch += sched.batch_size
             self.wall_time += time.perf_counter() - t0
+            self.cpu_time += time.process_time() - c0
             if self.on_step is not None:
                 self.on_step(StepInfo(self.step, self.epoch, losses, indices, self.info.rank, self.info.world_size))
             yield losses, indices, vis, self.samples_in_epoch >= self.sampler.usable
