@@ -27,10 +27,13 @@ HELD_OUT_PAIR = ("source/dreamtalk_male_face.png", "driving/styletalk_furious_ta
 PAIR_FRAMES = 100
 # What the shipped weights reach (weights/README.md has the measured values), with a margin.
 # The Quickstart's driving clip is the portrait moved by a 2-D motion (examples/make_examples.py): no
-# mouth, no yaw or pitch to follow, but the head tilts (roll) by ±7°. Measured: roll r 0.86, amplitude 0.36.
-QUICKSTART_FLOORS = {"roll_corr": 0.7, "roll_amp": 0.25}
-# Held-out pair, measured: pitch r 0.65 (amplitude 0.37), roll r 0.94 (0.33); yaw and mouth not yet.
-PAIR_FLOORS = {"pitch_corr": 0.5, "roll_corr": 0.8, "roll_amp": 0.2}
+# mouth, no yaw or pitch to follow, but the head tilts (roll) by ±7°. Measured: roll r 0.95, amplitude 0.75
+# (the 3,691-step release: 0.86, 0.36).
+QUICKSTART_FLOORS = {"roll_corr": 0.8, "roll_amp": 0.6}
+# Held-out pair, measured: pitch r 0.47 (amplitude 0.38), roll r 0.95 (0.36); yaw and mouth not yet. The
+# 3,691-step release had pitch r 0.65 on this pair; the 3,963-step one follows pitch better over the 9
+# held-out pairs (median r 0.36 against 0.09) but less on this one, so its floor is 0.4 (weights/README.md).
+PAIR_FLOORS = {"pitch_corr": 0.4, "roll_corr": 0.8, "roll_amp": 0.2}
 # The issue's target; the 1,541-step release had 0.009 (all ten keypoints in one cluster), this one 0.31.
 KEYPOINT_SPREAD_FLOOR = 0.15
 
