@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Optional
 
@@ -11,8 +12,9 @@ from scorr_cli.choices import FACE_DETECTORS
 from scorr_cli.cli.common import handle_errors
 from scorr_cli.errors import InputError
 from scorr_cli.faces.config import CropConfig
+from scorr_cli.options import help_for
 
-_H = CropConfig.help_for
+_H = functools.partial(help_for, CropConfig)
 _D = CropConfig()
 
 

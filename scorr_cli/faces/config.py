@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -29,10 +29,3 @@ class CropConfig:
     smooth_seconds: float = _opt(0.5, "Temporal smoothing of the crop centre (Gaussian sigma, seconds).")
     still_fraction: float = _opt(0.12, "Use one fixed window per track when its face moves less than this fraction of the crop.")
     min_score: float = _opt(0.0, "Discard detections scoring below this (detector-specific scale).")
-
-    @classmethod
-    def help_for(cls, name: str) -> str:
-        for f in fields(cls):
-            if f.name == name:
-                return str(f.metadata.get("help", ""))  # Typer appends the default itself
-        raise KeyError(name)
