@@ -17,7 +17,10 @@ their time overlaps the model's, so the rows add up to more than the wall time. 
 start-up, loading and the run. Prints a table and one JSON line.
 
     python benchmarks/bench_stages.py [--clip PATH] [--source PATH] [--seconds 10] [--threads N]
-                                      [--checkpoint NAME|PATH] [--paste-back]
+                                      [--checkpoint NAME|PATH] [--paste-back] [--variants fp32,bf16,bf16:1]
+
+Each variant (precision[:skip-updates]) is one whole run in the same process, so their ratio is
+measured under the same machine load; a bf16 variant runs fp32 on a CPU without native bf16.
 """
 
 from __future__ import annotations
@@ -150,38 +153,16 @@ def instrument(clock: StageClock, engine, stack: contextlib.ExitStack) -> None:
     stack.enter_context(patched(_Writer, "close", clock.wrap("encode", _Writer.close)))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
-    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
-    ap.add_argument("--seconds", type=float, default=10.0, help="animate this much of the clip")
-    ap.add_argument("--checkpoint", default=None, help="weights (default: the bundled default model)")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--paste-back", action="store_true")
-    args = ap.parse_args()
-    for path in (args.clip, args.source):
-        if not path.is_file():
-            sys.exit(f"bench_stages: {path} not found (give --clip/--source)")
-
-    import torch
-    from rich.console import Console
-    from rich.table import Table
-
-    from scorr_cli import runtime
-    from scorr_cli.media import probe_video
+def run_variant(args, precision: str, skip_updates) -> dict:
+    """One whole ``animate()`` run of the clip with this precision / updater setting, stage by stage."""
     from scorr_cli.pipeline.animate import AnimateConfig, animate
     from scorr_cli.pipeline.render import load_engine
 
-    runtime.keep_freed_memory()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    startup = startup_seconds()
-    info = probe_video(args.clip)
-    frames = min(info.n_frames, round(args.seconds * float(info.fps)))
     with tempfile.TemporaryDirectory() as tmp:
         config = AnimateConfig(source=args.source, driving=args.clip, output=Path(tmp) / "out.mp4",
-                               checkpoint=args.checkpoint, device="cpu", max_frames=frames,
-                               paste_back=args.paste_back, detector="dlib")
+                               checkpoint=args.checkpoint, device="cpu", max_frames=args.frames,
+                               paste_back=args.paste_back, detector="dlib", precision=precision,
+                               skip_updates=skip_updates)
         t0 = time.perf_counter()
         engine = load_engine(config)
         load = time.perf_counter() - t0
@@ -192,26 +173,88 @@ def main() -> None:
             with clock.stage("other"):
                 result = animate(config, engine=engine)
             run = time.perf_counter() - t0
-    total = startup + load + run
-    rows = [("start-up (imports)", startup), ("load weights", load)]
+    return {"name": f"{engine.precision}" + ("" if skip_updates is None else f" skip {skip_updates}"),
+            "precision": engine.precision, "skip_updates": skip_updates, "frames": result.frames,
+            "size": result.size[0], "load": load, "run": run, "stages": clock.seconds}
+
+
+def parse_variants(text: str) -> list[tuple[str, object]]:
+    """``fp32,bf16,bf16:1`` -> [(fp32, None), (bf16, None), (bf16, 1)] (precision[:skip-updates])."""
+    out = []
+    for item in text.split(","):
+        precision, _, skip = item.partition(":")
+        out.append((precision, int(skip) if skip else None))
+    return out
+
+
+def print_report(args, info, startup: float, variants: list[dict]) -> None:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    first = variants[0]
+    table = Table(title=f"scorr animate, {first['frames']} frames of {args.clip.name} ({info.width}x{info.height}, "
+                        f"{float(info.fps):.0f} fps) -> {first['size']}², {torch.get_num_threads()} thread(s); "
+                        "ms/frame")
+    table.add_column("stage")
+    for v in variants:
+        table.add_column(v["name"], justify="right")
     order = ("decode", "face scan", "crop", "keypoints", "dense motion", "correlation", "updates", "generator",
              "to images", "paste back", "encode", "other")
-    rows += [(label, clock.seconds[label]) for name in order for label in (name, name + BESIDE)
-             if label in clock.seconds]
-    table = Table(title=f"scorr animate, {result.frames} frames of {args.clip.name} ({info.width}x{info.height}, "
-                        f"{float(info.fps):.0f} fps) -> {result.size[0]}², {torch.get_num_threads()} thread(s)")
-    for col in ("stage", "seconds", "ms/frame", "share of wall"):
-        table.add_column(col, justify="right" if col != "stage" else "left")
-    for name, sec in rows:
-        table.add_row(name, f"{sec:.2f}", f"{1000 * sec / result.frames:.1f}", f"{100 * sec / total:.0f}%")
-    table.add_row("wall time", f"{total:.2f}", f"{1000 * total / result.frames:.1f}", "100%")
+    labels = [label for name in order for label in (name, name + BESIDE)
+              if any(label in v["stages"] for v in variants)]
+    ms = lambda sec, v: f"{1000 * sec / v['frames']:.1f}"  # noqa: E731
+    table.add_row("start-up (imports)", *[ms(startup, v) for v in variants])
+    table.add_row("load weights", *[ms(v["load"], v) for v in variants])
+    for label in labels:
+        table.add_row(label, *[ms(v["stages"].get(label, 0.0), v) for v in variants])
+    for v in variants:
+        v["total"] = startup + v["load"] + v["run"]
+    table.add_row("wall time", *[ms(v["total"], v) for v in variants])
+    table.add_row("end to end fps", *[f"{v['frames'] / v['total']:.2f}" for v in variants])
     Console().print(table)
-    print(f"end to end {result.frames / total:.2f} fps (animation alone {result.frames / run:.2f} fps)")
-    print(json.dumps({"benchmark": "animate_stages", "clip": args.clip.name, "frames": result.frames,
-                      "threads": torch.get_num_threads(), "startup_s": round(startup, 3), "load_s": round(load, 3),
-                      "run_s": round(run, 3), "fps_end_to_end": round(result.frames / total, 3),
-                      "fps_run": round(result.frames / run, 3),
-                      "stages_s": {k: round(v, 3) for k, v in clock.seconds.items()}, "torch": torch.__version__}))
+    for v in variants[1:]:
+        print(f"{v['name']} vs {first['name']}: {first['total'] / v['total']:.2f}x end to end "
+              f"({first['run'] / v['run']:.2f}x the animation alone), same run")
+    for v in variants:
+        print(json.dumps({"benchmark": "animate_stages", "variant": v["name"], "precision": v["precision"],
+                          "skip_updates": v["skip_updates"], "clip": args.clip.name, "frames": v["frames"],
+                          "threads": torch.get_num_threads(), "startup_s": round(startup, 3),
+                          "load_s": round(v["load"], 3), "run_s": round(v["run"], 3),
+                          "fps_end_to_end": round(v["frames"] / v["total"], 3),
+                          "fps_run": round(v["frames"] / v["run"], 3),
+                          "stages_s": {k: round(x, 3) for k, x in v["stages"].items()}, "torch": torch.__version__}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    ap.add_argument("--seconds", type=float, default=10.0, help="animate this much of the clip")
+    ap.add_argument("--checkpoint", default=None, help="weights (default: the bundled default model)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--paste-back", action="store_true")
+    ap.add_argument("--variants", default="fp32,bf16",
+                    help="precision[:skip-updates] runs to compare in this process, e.g. fp32,bf16,bf16:1; the "
+                         "first is the baseline (fp32 = what scorr 0.1 ran on a CPU)")
+    args = ap.parse_args()
+    for path in (args.clip, args.source):
+        if not path.is_file():
+            sys.exit(f"bench_stages: {path} not found (give --clip/--source)")
+
+    import torch
+
+    from scorr_cli import runtime
+    from scorr_cli.media import probe_video
+
+    runtime.keep_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    startup = startup_seconds()
+    info = probe_video(args.clip)
+    args.frames = min(info.n_frames, round(args.seconds * float(info.fps)))
+    variants = [run_variant(args, precision, skip) for precision, skip in parse_variants(args.variants)]
+    print_report(args, info, startup, variants)
 
 
 if __name__ == "__main__":

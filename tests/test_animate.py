@@ -175,6 +175,27 @@ def _cli(*args: object):
     return r
 
 
+def test_skip_updates_renders_the_skipping_model(faces_media, tiny_ckpt, tmp_path):
+    """--skip-updates N gives exactly the frames of the same weights with skip_finest_updates=N in the
+    checkpoint, and differs from the model's own setting (0 for the tiny model)."""
+    import copy
+
+    from scorr_cli.checkpoints import read_checkpoint, save_checkpoint
+
+    ck = read_checkpoint(tiny_ckpt)
+    cfg = copy.deepcopy(ck.config)
+    cfg.refiner.skip_finest_updates = 2
+    skipping = save_checkpoint(tmp_path / "skip2.safetensors", ck.state, cfg, metadata=ck.metadata)
+    frames = {}
+    for name, ckpt, kw in (("own", tiny_ckpt, {}), ("flag", tiny_ckpt, {"skip_updates": 2}),
+                           ("stored", skipping, {})):
+        _run(faces_media, ckpt, "driving/liveportrait_d10.mp4", tmp_path / name, format="png", max_frames=2, **kw)
+        frames[name] = [read_image(p) for p in sorted((tmp_path / name).glob("*.png"))]
+    assert len(frames["flag"]) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(frames["flag"], frames["stored"]))
+    assert any(not np.array_equal(a, b) for a, b in zip(frames["flag"], frames["own"]))
+
+
 def test_cli_error_cases(faces_media, tiny_ckpt, tmp_path):
     src = faces_media / SOURCE
     clip = make_test_video(tmp_path / "clip.mp4", 3, 25)
@@ -206,6 +227,9 @@ def test_cli_error_cases(faces_media, tiny_ckpt, tmp_path):
     fails(2, "checkpoint not found", src, clip, "-o", out, "-c", tmp_path / "none.safetensors")
     blank = tmp_path / "blank.png"
     write_image(blank, np.full((200, 160, 3), 128, np.uint8))
+    fails(2, "--skip-updates 7: ", src, clip, "-o", out, "-c", tiny_ckpt, "--skip-updates", 7)
+    fails(2, "drop --skip-updates", src, clip, "-o", out, "--backend", "onnx", "--onnx-dir", tmp_path,
+          "--skip-updates", 1)
     fails(6, "blank.png: no face found in the source image", blank, clip, "-o", out, "-c", tiny_ckpt)
     fails(6, "clip.mp4: no face found in the driving video", src, clip, "-o", out, "-c", tiny_ckpt)
     out.write_bytes(b"keep")

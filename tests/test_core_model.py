@@ -111,6 +111,37 @@ def test_ablation_no_flow_update_keeps_prior_flow():
     assert not torch.allclose(full.prediction, out.prediction)
 
 
+def test_skipped_finest_updates_reuse_the_coarser_refinement():
+    """skip_finest_updates=N: the updater runs on the coarse levels only; each skipped level's flow is the
+    level below it refined, upsampled (x2 in size and in pixels), and the prediction changes."""
+    torch.manual_seed(0)
+    full_model = MRFA(_tiny()).eval()
+    calls = []
+    full_model.decoder.refine.register_forward_hook(lambda *a: calls.append(1))
+    skip = MRFA(_tiny(**{"refiner.skip_finest_updates": 2})).eval()
+    skip.load_state_dict(full_model.state_dict())
+    skip.decoder.refine.register_forward_hook(lambda *a: calls.append(2))
+    src, drv = _inputs(full_model.cfg)
+    with torch.no_grad():
+        full, out = full_model(src, drv), skip(src, drv)
+    n = len(full_model.cfg.level_sizes)
+    assert calls.count(1) == n and calls.count(2) == n - 2
+    for i in range(n - 2):  # the levels that still run the updater are untouched
+        torch.testing.assert_close(out.refiner.flows[i], full.refiner.flows[i])
+    s = skip.cfg.prior_size
+    from scorr_cli.core.geometry import coords_grid, resize
+    prior_flow = (s - 1) * (out.dense["deformation"].permute(0, 3, 1, 2) + 1) / 2 - coords_grid(2, s, s)
+    residual = out.refiner.flows[n - 3] - resize(prior_flow, skip.cfg.level_sizes[n - 3]) * (skip.cfg.level_sizes[n - 3] / s)
+    for k in (n - 2, n - 1):
+        residual = 2 * torch.nn.functional.interpolate(residual, scale_factor=2.0, mode="bilinear", align_corners=True)
+        size = skip.cfg.level_sizes[k]
+        torch.testing.assert_close(out.refiner.flows[k], resize(prior_flow, size) * (size / s) + residual,
+                                   atol=1e-5, rtol=0)
+    assert (full.prediction - out.prediction).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="skip_finest_updates must be 0..6"):
+        _tiny(**{"refiner.skip_finest_updates": 7}).__post_init__()
+
+
 def test_ablation_no_occlusion_update_keeps_prior_occlusion():
     model, out = _run(_tiny(**{"refiner.occlusion_update": False}))
     from scorr_cli.core.geometry import resize

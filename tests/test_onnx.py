@@ -164,6 +164,28 @@ def test_batch_exports_once_into_the_cache(tiny_ckpt, tmp_path, monkeypatch):
     assert isinstance(engine, OnnxEngine) and engine.folder == cached
 
 
+def test_skip_updates_exports_its_own_graphs(tiny_ckpt, tmp_path, monkeypatch):
+    """--backend onnx --skip-updates N caches a separate export (<sha256>-skipN) that renders what torch
+    renders with the same setting, and not what the model's own setting renders."""
+    from scorr_cli.checkpoints import load_checkpoint
+    from scorr_cli.pipeline.options import RenderOptions
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    onnx = load_engine(RenderOptions(checkpoint=str(tiny_ckpt), backend="onnx", device="cpu", skip_updates=2))
+    digest = hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
+    assert onnx.folder == tmp_path / "cache" / "scorr" / "onnx" / f"{digest}-skip2"
+    assert onnx.manifest.checkpoint["skip_finest_updates"] == "2"
+    frames, source = _example_frames(2), _source()
+    predictions = {}
+    for skip, engine in (("onnx", onnx), (2, None), (0, None)):
+        if engine is None:
+            engine = AnimationEngine(load_checkpoint(tiny_ckpt, skip_updates=skip)[0], "cpu")
+        kp = engine.detect(frames)
+        predictions[skip] = engine.animate(engine.prepare(source), None, TransferOptions(), kp_driving=kp).prediction
+    assert (predictions["onnx"] - predictions[2]).abs().max() < 1e-3
+    assert (predictions["onnx"] - predictions[0]).abs().max() > 1e-3
+
+
 # ---- the export command and its folder ---------------------------------------------------------------
 
 def test_export_refuses_an_existing_folder_without_force(tiny_export, tiny_ckpt):

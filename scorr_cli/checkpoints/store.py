@@ -183,6 +183,19 @@ def build_model(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> M
     return model.to(device).eval()
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MRFA, Checkpoint]:
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", *,
+                    skip_updates: int | None = None) -> tuple[MRFA, Checkpoint]:
+    """The model of ``path`` on ``device``; ``skip_updates`` (when given) replaces its
+    ``refiner.skip_finest_updates``, an inference setting that needs no other weights."""
     ckpt = read_checkpoint(path)
+    if skip_updates is not None:
+        set_skip_updates(ckpt, skip_updates)
     return build_model(ckpt, device), ckpt
+
+
+def set_skip_updates(ckpt: Checkpoint, n: int) -> None:
+    """Let the updater skip the ``n`` finest levels; more than the model has is a one-line error."""
+    levels = len(ckpt.config.level_sizes)
+    if not 0 <= n <= levels:
+        raise InputError(f"--skip-updates {n}: {ckpt.path} has {levels} pyramid levels (0-{levels})")
+    ckpt.config.refiner.skip_finest_updates = n

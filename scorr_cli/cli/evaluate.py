@@ -58,7 +58,8 @@ def evaluate_cmd(
                                     "motion predictor when it has one (the authors' reconstruction does)."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", min=1, help="Frames per engine call."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16/fp16 mixed precision on CUDA."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16/fp16 mixed precision on CUDA (bf16 also "
+                                  "on a CPU with native bf16)."),
 ) -> None:
     """Evaluate checkpoints and baselines with the paper's reconstruction protocol (or --cross).
 

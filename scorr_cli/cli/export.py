@@ -17,7 +17,7 @@ def _run(values: dict) -> None:
     from scorr_cli.export.manifest import MANIFEST
 
     options = ExportOptions(**values)
-    manifest = export_onnx(options.checkpoint, options.output, options.force, options.opset)
+    manifest = export_onnx(options.checkpoint, options.output, options.force, options.opset, options.skip_updates)
     files = ", ".join(graph["file"] for graph in manifest.graphs.values())
     worst = max(manifest.max_abs_diff.values())
     typer.echo(f"exported {manifest.checkpoint['path']} -> {options.output} ({files}, {MANIFEST}; "

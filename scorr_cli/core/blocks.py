@@ -26,8 +26,9 @@ class NarrowConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or torch.onnx.is_in_onnx_export():
-            return super().forward(x)
+        if (x.device.type != "cpu" or self.weight.dtype != torch.float32 or torch.is_autocast_enabled("cpu")
+                or torch.onnx.is_in_onnx_export()):
+            return super().forward(x)  # (bf16 on a CPU: oneDNN's own convolution is the fast one)
         b, c, h, w = x.shape
         o, k = self.out_channels, self.kernel_size[0]
         p = k // 2

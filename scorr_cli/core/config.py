@@ -94,6 +94,10 @@ class RefinerConfig:
     context_dim: int = 192  # to_context output width
     motion_dim: int = 128  # non-prior motion feature width (incl. the 2 raw flow channels)
     hidden_dim: int = 128  # refine head width
+    # Inference economy: the N finest pyramid levels skip the updater (correlation lookup, motion
+    # encoder, heads) and take the next-coarser level's refined flow/occlusion upsampled. The finest
+    # level is 4x the pixels of the one below, so N=1 removes ~3/4 of the updater's work. 0 = the paper.
+    skip_finest_updates: int = 0
     # Ablations from the supplementary material (all True = the full method).
     occlusion_update: bool = True  # add the learned occlusion increments
     flow_update: bool = True  # add the learned flow residuals
@@ -124,6 +128,9 @@ class ModelConfig:
             raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
         if self.prior == "mtia" and (self.image_size // 4) % self.mtia.patch_size:
             raise ValueError("image_size/4 must be a multiple of the MTIA patch size")
+        if not 0 <= self.refiner.skip_finest_updates <= self.generator.num_down_blocks + 1:
+            raise ValueError(f"refiner.skip_finest_updates must be 0..{self.generator.num_down_blocks + 1} "
+                             f"(the pyramid's levels), got {self.refiner.skip_finest_updates}")
 
     @property
     def prior_size(self) -> int:

@@ -126,7 +126,18 @@ class CorrelationLookup:
         return torch.cat(out, dim=-1).permute(0, 3, 1, 2).contiguous()
 
     def __call__(self, flow: torch.Tensor) -> torch.Tensor:
-        """Correlation features for a level whose flow (pixel units of that level) is ``flow``."""
+        """Correlation features for a level whose flow (pixel units of that level) is ``flow``.
+
+        Always computed in fp32, also under a CPU's bf16 autocast: the volume is a small share of the
+        work, and bf16 sampling, pooling and resizing run slower there than fp32 (and less exactly)."""
+        if self.f_driving.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                self.f_driving = self.f_driving.float().contiguous()
+                self.f_source = self.f_source.float().contiguous()
+                return self._features(flow.float())
+        return self._features(flow)
+
+    def _features(self, flow: torch.Tensor) -> torch.Tensor:
         b, _, s_i, _ = flow.shape
         s = self.size
         if s_i <= s:

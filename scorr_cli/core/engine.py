@@ -9,6 +9,7 @@ model's resolution (other sizes are resized on the way in); converting from/to i
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -54,13 +55,42 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision only where it pays off (CUDA); fp32 everywhere else."""
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AMX tiles or AVX512-BF16): there oneDNN runs bf16
+    convolutions several times faster than fp32; elsewhere bf16 is emulated and slower."""
+    cpu = torch.cpu
+    return bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+                or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
+
+
+def effective_precision(device: torch.device, precision: str) -> str:
+    """The precision that actually runs: CUDA takes bf16/fp16 as asked; a CPU takes bf16 only when it has
+    native bf16 (:func:`cpu_has_fast_bf16`) and runs fp32 otherwise (fp16 is a CUDA option)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    if precision == "fp32" or device.type != "cuda":
+    if device.type == "cuda" or precision == "fp32":
+        return precision
+    return "bf16" if device.type == "cpu" and precision == "bf16" and cpu_has_fast_bf16() else "fp32"
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision where it pays off (CUDA; bf16 on a CPU with native bf16); fp32 everywhere else."""
+    precision = effective_precision(device, precision)
+    if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=PRECISIONS[precision])
+    return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
+
+
+def prepare_for_cpu_bf16(model: MRFA) -> None:
+    """Make the dense motion, refiner and generator run as bf16 convolutions on a CPU: their convolution and
+    linear weights are stored in bf16 (autocast would otherwise cast every weight on every call) and in
+    channels-last order (oneDNN's native layout for bf16). The keypoint network stays fp32: keypoints
+    steer every flow, and it is a small share of a frame's work."""
+    for part in (model.dense_motion, model.decoder):
+        part.to(memory_format=torch.channels_last)
+        for module in part.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+                module.to(torch.bfloat16)
 
 
 @dataclass
@@ -116,9 +146,10 @@ class AnimationEngine(EngineBase):
                  render_chunk: int | None = None, corr_impl: str = "auto"):
         device = device if isinstance(device, torch.device) else resolve_device(device)
         super().__init__(model.cfg.image_size, device, render_chunk)
-        if precision != "fp32" and self.device.type != "cuda":
-            precision = "fp32"  # half precision is a CUDA option; CPU stays exact
-        self.precision = precision
+        self.precision = effective_precision(self.device, precision)
+        if self.device.type == "cpu" and self.precision == "bf16":
+            model = copy.deepcopy(model)  # its weights become bf16: the caller's model stays as it was
+            prepare_for_cpu_bf16(model)
         self.model = model.to(self.device).eval()
         # auto: the fused Triton correlation lookup on CUDA when triton is installed, torch elsewhere.
         self.model.decoder.corr_impl = corr_impl
@@ -128,14 +159,17 @@ class AnimationEngine(EngineBase):
 
     @torch.no_grad()
     def detect(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        with self._autocast():
+        # The CPU bf16 path keeps the keypoint network in fp32 (see prepare_for_cpu_bf16).
+        with self._autocast() if self.device.type == "cuda" else contextlib.nullcontext():
             kp = self.model.detect(self._to_device(frames))
         return {k: v.float() for k, v in kp.items()}
 
     @torch.no_grad()
     def prepare(self, source: torch.Tensor) -> SourceState:
+        source = self._to_device(source)
+        kp = self.detect(source)
         with self._autocast():
-            prepared = self.model.prepare_source(self._to_device(source))
+            prepared = self.model.prepare_source(source, kp)
         return SourceState(prepared)
 
     @torch.no_grad()

@@ -46,7 +46,7 @@ def pixel_sample(img: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     H, W = img.shape[-2:]
     x, y = coords.split([1, 1], dim=-1)
     grid = torch.cat([2 * x / (W - 1) - 1, 2 * y / (H - 1) - 1], dim=-1)
-    return F.grid_sample(img, grid.to(img.dtype), align_corners=True)
+    return F.grid_sample(img, _grid_for(img, grid), align_corners=True)
 
 
 def warp_by_flow(feature: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -58,7 +58,15 @@ def warp_by_flow(feature: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 def grid_sample_default(img: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     """PyTorch's default convention (align_corners=False, zero padding), which the prior used in training."""
-    return F.grid_sample(img, grid.to(img.dtype), align_corners=False)
+    return F.grid_sample(img, _grid_for(img, grid), align_corners=False)
+
+
+def _grid_for(img: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """The sampling grid in the image's dtype, except under a CPU's bf16 autocast: that samples in fp32
+    anyway, so a bf16 grid would only lose position (up to half a pixel at 128²)."""
+    if img.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return grid
+    return grid.to(img.dtype)
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:

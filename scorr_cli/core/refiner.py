@@ -139,15 +139,10 @@ class RefinementNetwork(nn.Module):
             if flow_acc is not None:
                 flow = flow + flow_acc
                 logits = logits + occ_acc
-            motion = self.corr_enc(flow, lookup(flow))
-            context = None
-            if cfg.warped_source_feature:
-                context = F.relu(self.to_context[i](warp_by_flow(feat, flow)), inplace=True)
-            delta_flow, delta_occ = self.refine(motion, context)
-            if not cfg.flow_update:
-                delta_flow = torch.zeros_like(delta_flow)
-            if not cfg.occlusion_update:
-                delta_occ = torch.zeros_like(delta_occ)
+            if i >= n - cfg.skip_finest_updates:
+                delta_flow, delta_occ = torch.zeros_like(flow), torch.zeros_like(logits)
+            else:
+                delta_flow, delta_occ = self._update(i, feat, flow, lookup)
             refined = flow + delta_flow
             flows.append(refined)
             warped_feats.append(warp_by_flow(feat, refined))
@@ -162,3 +157,18 @@ class RefinementNetwork(nn.Module):
         warped = warp_by_flow(source.image, flow)
         prediction = self.generator.decode(warped_feats, visibility, warped, coarse_feats)
         return RefinerOutput(prediction, warped, visibility, flows, torch.sigmoid(occlusion))
+
+    def _update(self, level: int, feat: torch.Tensor, flow: torch.Tensor,
+                lookup: CorrelationLookup) -> tuple[torch.Tensor, torch.Tensor]:
+        """One level's learned correction: a flow residual and an occlusion-logit increment."""
+        cfg = self.cfg
+        motion = self.corr_enc(flow, lookup(flow))
+        context = None
+        if cfg.warped_source_feature:
+            context = F.relu(self.to_context[level](warp_by_flow(feat, flow)), inplace=True)
+        delta_flow, delta_occ = self.refine(motion, context)
+        if not cfg.flow_update:
+            delta_flow = torch.zeros_like(delta_flow)
+        if not cfg.occlusion_update:
+            delta_occ = torch.zeros_like(delta_occ)
+        return delta_flow, delta_occ

@@ -38,7 +38,7 @@ def cache_root() -> Path:
 
 
 def export_onnx(checkpoint: Optional[str], output: Path, force: bool = False,
-                opset: int = DEFAULT_OPSET) -> Manifest:
+                opset: int = DEFAULT_OPSET, skip_updates: Optional[int] = None) -> Manifest:
     """``scorr export``: the checkpoint (a name, a path, or None for the default weights) as ONNX graphs
     in the folder ``output``, which must not exist unless ``force``."""
     from scorr_cli.checkpoints import resolve_checkpoint
@@ -47,26 +47,26 @@ def export_onnx(checkpoint: Optional[str], output: Path, force: bool = False,
     check_output(output, force, (path,))
     require("onnx", "scorr export")
     require("onnxruntime", "scorr export")  # the export is checked against torch before it is kept
-    return write_graphs(path, output, opset)
+    return write_graphs(path, output, opset, skip_updates)
 
 
-def cached_export(checkpoint: Path) -> Path:
-    """The folder holding ``checkpoint``'s graphs in the cache, exported first if absent or made by another
-    scorr version."""
-    folder = cache_root() / sha256_file(checkpoint)
+def cached_export(checkpoint: Path, skip_updates: Optional[int] = None) -> Path:
+    """The folder holding ``checkpoint``'s graphs in the cache (one per ``skip_updates`` setting), exported
+    first if absent or made by another scorr version."""
+    folder = cache_root() / (sha256_file(checkpoint) + ("" if skip_updates is None else f"-skip{skip_updates}"))
     with contextlib.suppress(InputError):
         if Manifest.read(folder).current:
             return folder
     require("onnx", "--backend onnx (to export the graphs once)")
-    write_graphs(checkpoint, folder, DEFAULT_OPSET)
+    write_graphs(checkpoint, folder, DEFAULT_OPSET, skip_updates)
     return folder
 
 
-def write_graphs(checkpoint: Path, output: Path, opset: int) -> Manifest:
+def write_graphs(checkpoint: Path, output: Path, opset: int, skip_updates: Optional[int] = None) -> Manifest:
     """Export, check against torch, then rename into place: ``output`` is replaced only by a checked export."""
     from scorr_cli.checkpoints import load_checkpoint
 
-    model, _ = load_checkpoint(checkpoint, torch.device("cpu"))
+    model, _ = load_checkpoint(checkpoint, torch.device("cpu"), skip_updates=skip_updates)
     if model.cfg.prior not in EXPORTABLE_PRIORS:
         raise CheckpointError(f"{checkpoint}: the {model.cfg.prior} prior cannot be exported to ONNX (its thin-plate "
                               f"splines need an 8×8 matrix inverse, which ONNX lacks); {' and '.join(EXPORTABLE_PRIORS)} "
@@ -83,7 +83,8 @@ def write_graphs(checkpoint: Path, output: Path, opset: int) -> Manifest:
         manifest = Manifest(
             image_size=model.cfg.image_size, num_kp=model.cfg.num_kp, prior=model.cfg.prior,
             keypoint_outputs=specs[KEYPOINTS].outputs, source_outputs=specs[SOURCE].outputs,
-            checkpoint={"path": str(Path(checkpoint).resolve()), "sha256": sha256_file(checkpoint)}, opset=opset,
+            checkpoint={"path": str(Path(checkpoint).resolve()), "sha256": sha256_file(checkpoint),
+                        "skip_finest_updates": str(model.cfg.refiner.skip_finest_updates)}, opset=opset,
             graphs={name: {"file": _file(name), "inputs": list(s.inputs), "outputs": s.outputs}
                     for name, s in specs.items()},
             max_abs_diff=diffs)

@@ -23,6 +23,9 @@ class ExportOptions:
     output: Path = option(None, "Folder to write: keypoints.onnx, source.onnx, render.onnx and manifest.json.",
                           "--output", "-o", required=True)
     force: bool = option(False, "Replace an existing output folder.", "--force")
+    skip_updates: Optional[int] = option(None, "Export with the updater skipped on the N finest levels (see "
+                                               "`scorr animate --help`); default: the model's own setting.",
+                                         min=0, show_default=False)
     opset: int = option(DEFAULT_OPSET, f"ONNX opset, {ONNX_OPSETS[0]}-{ONNX_OPSETS[-1]}.", "--opset")
 
     def __post_init__(self) -> None:

@@ -112,7 +112,8 @@ class OnnxEngine(EngineBase):
         return OnnxOutput(prediction, kp)
 
 
-def load_onnx_engine(checkpoint: Optional[str], onnx_dir: Optional[Path], device: str) -> OnnxEngine:
+def load_onnx_engine(checkpoint: Optional[str], onnx_dir: Optional[Path], device: str,
+                     skip_updates: Optional[int] = None) -> OnnxEngine:
     """The engine for ``--backend onnx``: graphs from ``onnx_dir``, else the checkpoint's cached export
     (made on first use, :func:`scorr_cli.export.exporter.cached_export`)."""
     resolved = onnx_device(device)
@@ -120,5 +121,5 @@ def load_onnx_engine(checkpoint: Optional[str], onnx_dir: Optional[Path], device
         from scorr_cli.checkpoints import resolve_checkpoint
         from scorr_cli.export.exporter import cached_export
 
-        onnx_dir = cached_export(resolve_checkpoint(checkpoint))
+        onnx_dir = cached_export(resolve_checkpoint(checkpoint), skip_updates)
     return OnnxEngine(onnx_dir, resolved)

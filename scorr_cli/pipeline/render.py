@@ -70,12 +70,12 @@ def load_engine(options: RenderOptions, device: Optional[str] = None) -> Any:
     if options.backend == "onnx":
         from scorr_cli.export.runtime import load_onnx_engine
 
-        return load_onnx_engine(options.checkpoint, options.onnx_dir, name)
+        return load_onnx_engine(options.checkpoint, options.onnx_dir, name, options.skip_updates)
     try:
         resolved = resolve_device(name)
     except (ValueError, RuntimeError) as e:
         raise InputError(f"--device {name}: {e}") from None
-    model, _ = load_checkpoint(resolve_checkpoint(options.checkpoint), resolved)
+    model, _ = load_checkpoint(resolve_checkpoint(options.checkpoint), resolved, skip_updates=options.skip_updates)
     return AnimationEngine(model, resolved, options.precision)
 
 

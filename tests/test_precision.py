@@ -1,0 +1,53 @@
+"""bf16 inference on a CPU (native bf16: AMX / AVX512-BF16): which precision runs where, and the default
+model's frames against fp32 on the example pair. Speed is measured in benchmarks/bench_stages.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from scorr_cli.core import engine as engine_mod
+from scorr_cli.core.engine import AnimationEngine, effective_precision
+from scorr_cli.core.transfer import TransferOptions
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("fast_bf16,asked,runs", [
+    (True, "bf16", "bf16"), (False, "bf16", "fp32"), (True, "fp16", "fp32"), (True, "fp32", "fp32")])
+def test_cpu_runs_bf16_only_with_native_bf16(monkeypatch, fast_bf16, asked, runs):
+    monkeypatch.setattr(engine_mod, "cpu_has_fast_bf16", lambda: fast_bf16)
+    assert effective_precision(CPU, asked) == runs
+    with pytest.raises(ValueError, match="unknown precision"):
+        effective_precision(CPU, "int8")
+
+
+def test_cpu_bf16_frames_stay_close_to_fp32_on_the_default_model(monkeypatch):
+    """Keypoints come from the fp32 keypoint network in both; the bf16 frames differ from fp32 by well under
+    1/255 on average (and do differ: bf16 convolutions ran). The caller's model keeps its fp32 weights."""
+    from scorr_cli.checkpoints import load_checkpoint, resolve_checkpoint
+    from scorr_cli.media import iter_video_frames, read_image
+    from scorr_cli.pipeline.render import image_to_tensor, images_to_tensor
+
+    monkeypatch.setattr(engine_mod, "cpu_has_fast_bf16", lambda: True)  # runs (slowly) on any CPU
+    model, _ = load_checkpoint(resolve_checkpoint(None))
+    source = image_to_tensor(read_image(EXAMPLES / "source.png"))
+    frames = images_to_tensor(list(iter_video_frames(EXAMPLES / "driving.mp4", stop=4)))
+    engines = {p: AnimationEngine(model, CPU, p) for p in ("fp32", "bf16")}
+    assert engines["bf16"].precision == "bf16"
+    assert engines["bf16"].model.decoder.generator.final.weight.dtype == torch.bfloat16
+    assert engines["bf16"].model.encoder is not model.encoder
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+    out = {}
+    for p, engine in engines.items():
+        out[p] = engine.animate(engine.prepare(source), frames, TransferOptions())
+    for k in out["fp32"].kp_driving:
+        torch.testing.assert_close(out["bf16"].kp_driving[k], out["fp32"].kp_driving[k], atol=0, rtol=0)
+    diff = (out["bf16"].prediction - out["fp32"].prediction).abs()
+    print(f"\nbf16 vs fp32 on the example pair: mean {diff.mean():.5f}, max {diff.max():.4f}")
+    assert out["bf16"].prediction.dtype == torch.float32
+    assert 1e-4 < diff.max() < 0.25 and diff.mean() < 2 / 255
