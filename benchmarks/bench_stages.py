@@ -17,10 +17,13 @@ their time overlaps the model's, so the rows add up to more than the wall time. 
 start-up, loading and the run. Prints a table and one JSON line.
 
     python benchmarks/bench_stages.py [--clip PATH] [--source PATH] [--seconds 10] [--threads N]
-                                      [--checkpoint NAME|PATH] [--paste-back] [--variants fp32,bf16,bf16:1]
+                                      [--checkpoint NAME|PATH] [--paste-back] [--variants fp32:0,auto]
+                                      [--repeats N]
 
-Each variant (precision[:skip-updates]) is one whole run in the same process, so their ratio is
-measured under the same machine load; a bf16 variant runs fp32 on a CPU without native bf16.
+Each variant (precision[:skip-updates], as ``--precision`` / ``--skip-updates`` of animate; no skip =
+the model's own setting) is one whole run in the same process, repeated round robin, so their ratio is
+measured under the same machine load; a bf16 variant runs fp32 on a CPU without native bf16. The
+column header says what ran: asked precision (precision that ran, updater levels skipped).
 """
 
 from __future__ import annotations
@@ -173,8 +176,9 @@ def run_variant(args, precision: str, skip_updates) -> dict:
             with clock.stage("other"):
                 result = animate(config, engine=engine)
             run = time.perf_counter() - t0
-    return {"name": f"{engine.precision}" + ("" if skip_updates is None else f" skip {skip_updates}"),
-            "precision": engine.precision, "skip_updates": skip_updates, "frames": result.frames,
+    skip = engine.model.cfg.refiner.skip_finest_updates if hasattr(engine, "model") else skip_updates
+    return {"name": f"{precision} ({engine.precision}, skip {skip})",
+            "precision": engine.precision, "skip_updates": skip, "frames": result.frames,
             "size": result.size[0], "load": load, "run": run, "stages": clock.seconds}
 
 
@@ -222,7 +226,7 @@ def print_report(args, info, startup: float, variants: list[dict]) -> None:
                           "threads": torch.get_num_threads(), "startup_s": round(startup, 3),
                           "load_s": round(v["load"], 3), "run_s": round(v["run"], 3),
                           "fps_end_to_end": round(v["frames"] / v["total"], 3),
-                          "fps_run": round(v["frames"] / v["run"], 3),
+                          "fps_run": round(v["frames"] / v["run"], 3), "runs_s": v["runs_s"],
                           "stages_s": {k: round(x, 3) for k, x in v["stages"].items()}, "torch": torch.__version__}))
 
 
@@ -234,9 +238,10 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None, help="weights (default: the bundled default model)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--paste-back", action="store_true")
-    ap.add_argument("--variants", default="fp32,bf16",
-                    help="precision[:skip-updates] runs to compare in this process, e.g. fp32,bf16,bf16:1; the "
-                         "first is the baseline (fp32 = what scorr 0.1 ran on a CPU)")
+    ap.add_argument("--variants", default="fp32:0,auto",
+                    help="precision[:skip-updates] runs to compare in this process, e.g. fp32:0,bf16,auto; the "
+                         "first is the baseline (fp32:0 = what scorr 0.1 ran on a CPU; auto = today's default)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each variant (round robin); the median is shown")
     args = ap.parse_args()
     for path in (args.clip, args.source):
         if not path.is_file():
@@ -253,7 +258,16 @@ def main() -> None:
     startup = startup_seconds()
     info = probe_video(args.clip)
     args.frames = min(info.n_frames, round(args.seconds * float(info.fps)))
-    variants = [run_variant(args, precision, skip) for precision, skip in parse_variants(args.variants)]
+    runs: dict[int, list[dict]] = {}
+    for _ in range(args.repeats):  # round robin, so a noisy minute hits every variant alike
+        for i, (precision, skip) in enumerate(parse_variants(args.variants)):
+            runs.setdefault(i, []).append(run_variant(args, precision, skip))
+    variants = []
+    for i in sorted(runs):
+        ordered = sorted(runs[i], key=lambda v: v["run"])
+        median = ordered[len(ordered) // 2]
+        median["runs_s"] = [round(v["run"], 3) for v in runs[i]]
+        variants.append(median)
     print_report(args, info, startup, variants)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 MOTION_MODES: tuple[str, ...] = ("auto", "relative", "absolute")  # auto: relative for videos, absolute for an image
 TRANSFER_MODES: tuple[str, ...] = ("relative", "absolute")  # what ``auto`` resolves to
 OUTPUT_FORMATS: tuple[str, ...] = ("mp4", "gif", "png")  # png: a folder of frames
-INFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")  # autocast on CUDA; bf16 on CPUs with native bf16
+INFERENCE_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")  # see core.engine.effective_precision
 TRAIN_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")  # and cuda:N
 PRIORS: tuple[str, ...] = ("mtia", "tpsm", "fomm")  # prior motion models

@@ -57,11 +57,13 @@ def test_bench_corr_runs_the_torch_lookup():
 def test_bench_stages_compares_variants_in_one_run(faces_media):
     """Each variant is a whole animate run; a JSON line per variant, stages that cover the networks."""
     out = subprocess.run([sys.executable, str(BENCH / "bench_stages.py"), "--seconds", "0.1", "--threads", "1",
-                          "--variants", "fp32,fp32:1"], capture_output=True, text=True, check=True,
-                         timeout=300).stdout
+                          "--variants", "fp32:0,fp32:1", "--repeats", "2"], capture_output=True, text=True,
+                         check=True, timeout=300).stdout
     lines = [json.loads(line) for line in out.splitlines() if line.startswith('{"benchmark": "animate_stages"')]
-    assert [(v["variant"], v["skip_updates"]) for v in lines] == [("fp32", None), ("fp32 skip 1", 1)]
-    assert "fp32 skip 1 vs fp32:" in out
+    assert [(v["variant"], v["skip_updates"]) for v in lines] == [("fp32 (fp32, skip 0)", 0),
+                                                                   ("fp32 (fp32, skip 1)", 1)]
+    assert "fp32 (fp32, skip 1) vs fp32 (fp32, skip 0):" in out
+    assert all(len(v["runs_s"]) == 2 and v["run_s"] in v["runs_s"] for v in lines)
     for v in lines:
         assert v["frames"] == 3 and v["fps_end_to_end"] > 0
         assert {"keypoints", "dense motion", "correlation", "updates", "generator"} <= set(v["stages_s"])

@@ -16,11 +16,16 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("fast_bf16,asked,runs", [
-    (True, "bf16", "bf16"), (False, "bf16", "fp32"), (True, "fp16", "fp32"), (True, "fp32", "fp32")])
-def test_cpu_runs_bf16_only_with_native_bf16(monkeypatch, fast_bf16, asked, runs):
-    monkeypatch.setattr(engine_mod, "cpu_has_fast_bf16", lambda: fast_bf16)
+@pytest.mark.parametrize("amx,avx512_bf16,asked,runs", [
+    (True, True, "auto", "bf16"), (False, True, "auto", "fp32"), (False, False, "auto", "fp32"),
+    (True, True, "bf16", "bf16"), (False, True, "bf16", "bf16"), (False, False, "bf16", "fp32"),
+    (True, True, "fp16", "fp32"), (True, True, "fp32", "fp32")])
+def test_cpu_runs_bf16_only_with_native_bf16(monkeypatch, amx, avx512_bf16, asked, runs):
+    """auto = bf16 only where it was measured to pay (AMX); an explicit bf16 also on AVX512-BF16."""
+    monkeypatch.setattr(engine_mod, "cpu_has_amx", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     assert effective_precision(CPU, asked) == runs
+    assert effective_precision(torch.device("cuda"), "auto") == "fp32"
     with pytest.raises(ValueError, match="unknown precision"):
         effective_precision(CPU, "int8")
 

@@ -49,10 +49,14 @@ def publishable_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def export_checkpoint(src: str | Path, dest: str | Path, *, half: bool = False, force: bool = False) -> Path:
-    """Copy a checkpoint for publishing: optionally float16, metadata without local paths."""
+def export_checkpoint(src: str | Path, dest: str | Path, *, half: bool = False, force: bool = False,
+                      skip_updates: int | None = None) -> Path:
+    """Copy a checkpoint for publishing: optionally float16, metadata without local paths, and (when given)
+    the updater's inference setting ``refiner.skip_finest_updates`` stored with it."""
     ckpt = read_checkpoint(src)
     dest = check_output(dest, force)
+    if skip_updates is not None:
+        set_skip_updates(ckpt, skip_updates)
     meta = publishable_metadata(ckpt.metadata)
     if half:
         meta["storage_dtype"] = "float16"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -64,11 +65,14 @@ def export_cmd(
     dest: Path = typer.Argument(..., help="File to write (.safetensors)."),
     half: bool = typer.Option(False, "--half", help="Store floats as float16 (half the size; loads as float32)."),
     force: bool = typer.Option(False, "--force", help="Replace DEST if it exists."),
+    skip_updates: Optional[int] = typer.Option(None, "--skip-updates", min=0, show_default=False,
+                                               help="Store this as the model's default for `animate "
+                                                    "--skip-updates` (see its help)."),
 ) -> None:
     """Copy a trained checkpoint for sharing: optional float16, no local paths in its metadata."""
     from scorr_cli.checkpoints import export_checkpoint
 
-    path = export_checkpoint(checkpoint, dest, half=half, force=force)
+    path = export_checkpoint(checkpoint, dest, half=half, force=force, skip_updates=skip_updates)
     typer.echo(f"exported {checkpoint} -> {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

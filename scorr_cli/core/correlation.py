@@ -84,10 +84,18 @@ class CorrelationLookup:
         self._source_levels: list[torch.Tensor] = []
 
     def _source_pyramid(self, pool: int) -> list[torch.Tensor]:
-        """Volume for driving positions pooled by ``pool``, with its source-side pyramid."""
+        """Volume for driving positions pooled by ``pool``, with its source-side pyramid. Pooling the volume
+        over source positions equals correlating with pooled source features (it is linear in them): each
+        level is correlated directly, which is cheaper than 2×2-pooling the volume's ``h·w`` maps."""
         if pool not in self._pyramids:
-            self._pyramids[pool] = self._halvings(correlation_volume(self._driving(pool), self.f_source))
+            driving = self._driving(pool)
+            self._pyramids[pool] = [correlation_volume(driving, f) for f in self._pooled_source()]
         return self._pyramids[pool]
+
+    def _pooled_source(self) -> list[torch.Tensor]:
+        if not self._source_levels:
+            self._source_levels = self._halvings(self.f_source)
+        return self._source_levels
 
     def _driving(self, pool: int) -> torch.Tensor:
         return self.f_driving if pool == 1 else F.avg_pool2d(self.f_driving, pool, stride=pool)
@@ -103,10 +111,7 @@ class CorrelationLookup:
         """The same windows as :meth:`sample` on :meth:`_source_pyramid`, without any volume."""
         from scorr_cli.core.kernels.corr_triton import corr_lookup
 
-        if not self._source_levels:
-            # Pooling the volume over source positions == correlating with pooled source features.
-            self._source_levels = self._halvings(self.f_source)
-        return corr_lookup(self._driving(pool), self._source_levels, coords, self.radius)
+        return corr_lookup(self._driving(pool), self._pooled_source(), coords, self.radius)
 
     def _lookup(self, pool: int, coords: torch.Tensor) -> torch.Tensor:
         if self.fused:
@@ -126,7 +131,13 @@ class CorrelationLookup:
         return torch.cat(out, dim=-1).permute(0, 3, 1, 2).contiguous()
 
     def __call__(self, flow: torch.Tensor) -> torch.Tensor:
-        """Correlation features for a level whose flow (pixel units of that level) is ``flow``.
+        """Correlation features for a level whose flow (pixel units of that level) is ``flow``, at its size."""
+        return resize(self.at_most_volume_size(flow), flow.shape[-1])
+
+    def at_most_volume_size(self, flow: torch.Tensor) -> torch.Tensor:
+        """The same features, but for a level finer than the volume at the volume's size: a level's flow is
+        looked up at the volume's resolution, so the caller may shrink the features (e.g. a 1×1 convolution,
+        which commutes with the bilinear resize) before resizing them up.
 
         Always computed in fp32, also under a CPU's bf16 autocast: the volume is a small share of the
         work, and bf16 sampling, pooling and resizing run slower there than fp32 (and less exactly)."""
@@ -144,7 +155,7 @@ class CorrelationLookup:
             factor = s // s_i
             coords = (flow + coords_grid(b, s_i, s_i, flow.dtype, flow.device)) * factor
             return self._lookup(factor, coords)
-        # Finer than the volume: look up at the volume's resolution and resize back.
+        # Finer than the volume: look up at the volume's resolution.
         small = resize(flow, s) * (s / s_i)
         coords = small + coords_grid(b, s, s, flow.dtype, flow.device)
-        return resize(self._lookup(1, coords), s_i)
+        return self._lookup(1, coords)

@@ -34,6 +34,13 @@ class SourceFeatures:
     pyramid: list[torch.Tensor]  # generator encoder features, coarse to fine
     structure: torch.Tensor | None  # B×dim×h×w source structure features (None in prior-only mode)
 
+    def as_fp32(self) -> "SourceFeatures":
+        """fp32, contiguous copies (made once per source): under a CPU's bf16 autocast every frame samples
+        these in fp32, so bf16 features would be converted again for every frame."""
+        f = lambda t: None if t is None else t.float().contiguous()  # noqa: E731
+        return SourceFeatures(f(self.image), f(self.image_small), self.kp, [f(t) for t in self.pyramid],
+                              f(self.structure))
+
     def expand(self, batch: int) -> "SourceFeatures":
         """View the (batch-1) source as ``batch`` copies without copying memory."""
         if self.image.shape[0] == batch:
@@ -162,7 +169,7 @@ class RefinementNetwork(nn.Module):
                 lookup: CorrelationLookup) -> tuple[torch.Tensor, torch.Tensor]:
         """One level's learned correction: a flow residual and an occlusion-logit increment."""
         cfg = self.cfg
-        motion = self.corr_enc(flow, lookup(flow))
+        motion = self.corr_enc(flow, lookup.at_most_volume_size(flow))
         context = None
         if cfg.warped_source_feature:
             context = F.relu(self.to_context[level](warp_by_flow(feat, flow)), inplace=True)

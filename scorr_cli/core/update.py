@@ -8,6 +8,7 @@ from torch import nn
 
 from scorr_cli.core.blocks import NarrowConv2d
 from scorr_cli.core.config import RefinerConfig
+from scorr_cli.core.geometry import resize
 
 
 class MotionEncoder(nn.Module):
@@ -26,8 +27,15 @@ class MotionEncoder(nn.Module):
         self.conv = nn.Conv2d(c2 + f2, motion_dim - 2, 3, padding=1)
 
     def forward(self, flow: torch.Tensor, corr: torch.Tensor) -> torch.Tensor:
+        """``corr`` may be smaller than ``flow`` (a level finer than the correlation volume): the 1×1
+        ``convc1`` then runs at its size and its output is resized. Bilinear weights sum to one, so a 1×1
+        convolution (bias included) commutes with the resize: the same values as resizing the wide
+        correlation features first, at a fraction of the work (98 -> 32 channels at 128²)."""
+        cor = self.convc1(corr)
+        if cor.shape[-1] != flow.shape[-1]:
+            cor = resize(cor, flow.shape[-1])
         # In-place ReLUs on fresh conv outputs: same values and gradients, one memory pass less.
-        cor = F.relu(self.convc2(F.relu(self.convc1(corr), inplace=True)), inplace=True)
+        cor = F.relu(self.convc2(F.relu(cor, inplace=True)), inplace=True)
         flo = F.relu(self.convf2(F.relu(self.convf1(flow), inplace=True)), inplace=True)
         out = F.relu(self.conv(torch.cat([cor, flo], dim=1)), inplace=True)
         return torch.cat([out, flow], dim=1)

@@ -28,7 +28,7 @@ from scorr_cli.pipeline.options import AnimateConfig
 from scorr_cli.pipeline.overlap import prefetch
 from scorr_cli.pipeline.render import (DrivingSource, ProgressFn, RenderedBatch, chunked, image_to_tensor,
                                        images_to_tensor, kp_numpy, load_engine, open_driving, output_kind, render,
-                                       write_clip)
+                                       runs_on, write_clip)
 
 PREVIEW_PANEL = 256
 """Preview panels are at least this big so keypoints stay visible with low-resolution models."""
@@ -168,7 +168,7 @@ def animate(config: AnimateConfig, progress: Optional[ProgressFn] = None, engine
         of = f" of {driving.info.declared_frames} declared" if driving.info.declared_frames else ""
         damage = f"damaged driving video ({driving.info.damage}): used its {n_written} readable frame(s){of}"
     return AnimateResult(config.output, inputs.kind, n_written, fps, (w, h) if config.paste_back else (size, size),
-                         audio_from is not None, inputs.mode, reference, cropper.name, str(engine.device),
+                         audio_from is not None, inputs.mode, reference, cropper.name, runs_on(engine),
                          time.perf_counter() - t0, inputs.preview, damage)
 
 

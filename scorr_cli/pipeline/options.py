@@ -34,9 +34,9 @@ class RenderOptions:
         "--checkpoint", "-c")
     device: str = option("auto", "auto (CUDA, then MPS, then CPU; under torchrun the local rank's GPU), cpu, cuda, "
                                  "cuda:1, mps.")
-    precision: str = option("fp32", "fp32, or bf16/fp16 mixed precision on CUDA; bf16 also on a CPU with native bf16 "
-                                    "(AMX or AVX512-BF16: ~2x faster there, frames within ~1/255 on average), "
-                                    "fp32 on other CPUs.",
+    precision: str = option("auto", "auto: bf16 on a CPU with AMX (~1.5x faster there; frames within ~1/255 on "
+                                    "average), fp32 elsewhere; fp32 (exact, the same frames on every machine); "
+                                    "bf16/fp16 mixed precision on CUDA, bf16 also on a CPU with AVX512-BF16.",
                             metavar="|".join(INFERENCE_PRECISIONS))
     backend: str = option("torch", "What runs the networks: torch, or onnx (onnxruntime, from scorr's onnx extra). "
                                    "The onnx graphs come from --onnx-dir, else they are exported once per checkpoint "
@@ -92,7 +92,7 @@ class RenderOptions:
             if self.skip_updates is not None:
                 raise InputError(f"--onnx-dir {self.onnx_dir}: its graphs were fixed at export; drop --skip-updates "
                                  "(or `scorr export --skip-updates N`)")
-        if self.backend == "onnx" and self.precision != "fp32":
+        if self.backend == "onnx" and self.precision not in ("auto", "fp32"):
             raise InputError(f"--precision {self.precision}: the onnx backend runs the fp32 graphs; use --backend torch")
 
     def for_pair(self, overrides: dict[str, Any]) -> "RenderOptions":

@@ -79,6 +79,12 @@ def load_engine(options: RenderOptions, device: Optional[str] = None) -> Any:
     return AnimationEngine(model, resolved, options.precision)
 
 
+def runs_on(engine: Any) -> str:
+    """Where and how the networks run, for summaries: ``cpu``, ``cpu (bf16)``, ``cuda:0 (fp16)``."""
+    precision = getattr(engine, "precision", "fp32")
+    return str(engine.device) + ("" if precision == "fp32" else f" ({precision})")
+
+
 @dataclass
 class DrivingSource:
     kind: str  # video | image
