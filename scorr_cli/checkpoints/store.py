@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,8 +199,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", *,
 
 
 def set_skip_updates(ckpt: Checkpoint, n: int) -> None:
-    """Let the updater skip the ``n`` finest levels; more than the model has is a one-line error."""
-    levels = len(ckpt.config.level_sizes)
-    if not 0 <= n <= levels:
-        raise InputError(f"--skip-updates {n}: {ckpt.path} has {levels} pyramid levels (0-{levels})")
-    ckpt.config.refiner.skip_finest_updates = n
+    """Let the updater skip the ``n`` finest levels; the model config checks the bound (more levels than the
+    model has is a one-line error)."""
+    refiner = dataclasses.replace(ckpt.config.refiner, skip_finest_updates=n)
+    try:
+        ckpt.config = ckpt.config.replace(refiner=refiner)
+    except ValueError as e:
+        raise InputError(f"--skip-updates {n}: {ckpt.path}: {e}") from None

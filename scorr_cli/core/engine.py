@@ -154,12 +154,17 @@ class AnimationEngine(EngineBase):
         device = device if isinstance(device, torch.device) else resolve_device(device)
         super().__init__(model.cfg.image_size, device, render_chunk)
         self.precision = effective_precision(self.device, precision)
-        if self.device.type == "cpu" and self.precision == "bf16":
+        if self._cpu_bf16:
             model = copy.deepcopy(model)  # its weights become bf16: the caller's model stays as it was
             prepare_for_cpu_bf16(model)
         self.model = model.to(self.device).eval()
         # auto: the fused Triton correlation lookup on CUDA when triton is installed, torch elsewhere.
         self.model.decoder.corr_impl = corr_impl
+
+    @property
+    def _cpu_bf16(self) -> bool:
+        """bf16 on a CPU: bf16 weights (:func:`prepare_for_cpu_bf16`), fp32 keypoints and source features."""
+        return self.device.type == "cpu" and self.precision == "bf16"
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return autocast_context(self.device, self.precision)
@@ -177,7 +182,7 @@ class AnimationEngine(EngineBase):
         kp = self.detect(source)
         with self._autocast():
             prepared = self.model.prepare_source(source, kp)
-        if self.device.type == "cpu" and self.precision == "bf16":
+        if self._cpu_bf16:
             prepared.features = prepared.features.as_fp32()
         return SourceState(prepared)
 
