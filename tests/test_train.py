@@ -374,3 +374,62 @@ def test_cpu_budget_stops_with_a_checkpoint_and_resumes(clip_root: Path, tmp_pat
     r = _cli("--resume", str(out), "--max-cpu-minutes", "10", *common)
     assert r.exit_code == 0, r.output
     assert read_checkpoint(out / "final.safetensors").metadata["steps"] == 4
+
+
+# ------------------------------------------------------------------------------ weight average
+def test_weight_average_follows_the_ema_formula_and_swaps_back():
+    """update(): avg ← d·avg + (1 − d)·w with d = min(decay, (1 + n)/(10 + n)); integer buffers copied;
+    applied_to() lends the model the average and gives its own weights back."""
+    from scorr_cli.train.ema import WeightAverage
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(model, decay=0.9)
+    expect = model[0].weight.detach().clone()
+    for n in range(4):
+        with torch.no_grad():
+            model[0].weight.add_(1.0)
+        model(torch.randn(3, 2))  # BatchNorm counts a batch
+        d = min(0.9, (1 + n) / (10 + n))
+        expect = d * expect + (1 - d) * model[0].weight.detach()
+        average.update(model)
+    torch.testing.assert_close(average.average["0.weight"], expect, rtol=0, atol=1e-6)
+    assert int(average.average["1.num_batches_tracked"]) == 4 and average.updates == 4
+    own = model[0].weight.detach().clone()
+    with average.applied_to(model) as m:
+        torch.testing.assert_close(m[0].weight, expect, rtol=0, atol=1e-6)
+    assert torch.equal(model[0].weight, own)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_weight_average_is_saved_and_resumed_exactly(clip_root: Path, tmp_path: Path, one_thread):
+    """schedule.ema_decay: checkpoints hold the average, the state file the optimiser's weights; a run
+    interrupted and resumed ends with the same average and the same weights as one run straight through."""
+    straight = train(tiny_config(clip_root, tmp_path / "a", ema_decay=0.5), show_progress=False)
+
+    def ctrl_c(info):
+        if info.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    train(tiny_config(clip_root, tmp_path / "b", ema_decay=0.5), on_step=ctrl_c, show_progress=False)
+    second = train(tiny_config(clip_root, tmp_path / "b", ema_decay=0.5), resume=tmp_path / "b",
+                   show_progress=False)
+    a, b = read_checkpoint(straight.final), read_checkpoint(second.final)
+    for k in a.state:
+        torch.testing.assert_close(a.state[k], b.state[k], rtol=0, atol=1e-6, msg=k)
+    trained_a, trained_b = straight.model.state_dict(), second.model.state_dict()
+    for k in trained_a:
+        torch.testing.assert_close(trained_a[k], trained_b[k], rtol=0, atol=1e-6, msg=k)
+    # the checkpoint is the average, not the trained weights; the state file keeps those
+    k = "encoder.kp_head.weight" if "encoder.kp_head.weight" in a.state else next(
+        n for n in a.state if n.endswith("weight") and a.state[n].dim() == 4)
+    assert not torch.allclose(a.state[k], trained_a[k].cpu())
+    _, model_file, state_file = st.list_checkpoints(tmp_path / "b" / "checkpoints")[-1]
+    ts = st.load_training_state(state_file)
+    assert ts.scalars["ema_updates"] == 6
+    torch.testing.assert_close(ts.weights[k], trained_b[k].cpu(), rtol=0, atol=0)
+    # switched off at a resume, the run goes on from the trained weights
+    off = train(tiny_config(clip_root, tmp_path / "b", ema_decay=0.0, max_steps=7), resume=tmp_path / "b",
+                show_progress=False)
+    assert off.step == 7 and "ema_updates" not in st.load_training_state(
+        st.list_checkpoints(tmp_path / "b" / "checkpoints")[-1][2]).scalars

@@ -74,6 +74,10 @@ class ScheduleConfig:
     # "all": clip encoder, dense_motion, bg_predictor AND the refinement network/generator (decoder);
     # "authors": leave the decoder unclipped, as the authors' train.py does.
     clip_scope: str = "all"
+    # Exponential moving average of the weights (0: off, the paper). Checkpoints then hold the average
+    # (over the last ~1/(1 − decay) steps) and the training state the optimiser's own weights: at a
+    # small batch and constant learning rate single checkpoints scatter, their average does less.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         self.milestones = tuple(int(m) for m in self.milestones)
@@ -92,6 +96,8 @@ class ScheduleConfig:
             raise ValueError(f"max_cpu_minutes must be > 0, got {self.max_cpu_minutes}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.clip_scope not in CLIP_SCOPES:
             raise ValueError(f"clip_scope must be one of {', '.join(CLIP_SCOPES)}, got {self.clip_scope!r}")
 

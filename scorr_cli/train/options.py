@@ -74,6 +74,9 @@ class TrainOptions:
         "--batch-size", "-b", min=1, key="schedule.batch_size")
     accum: Optional[int] = option(None, "Gradient-accumulation micro-batches per step.", min=1, key="schedule.accum")
     lr: Optional[float] = option(None, "Adam learning rate (default 2e-4).", min=0.0, key="schedule.lr")
+    ema_decay: Optional[float] = option(
+        None, "Keep an exponential moving average of the weights with this decay (e.g. 0.99) and save it as "
+              "the checkpoints (0: off, the paper's).", min=0.0, max=0.9999, key="schedule.ema_decay")
     num_workers: Optional[int] = option(None, "Data-loader workers per process.", min=0, key="run.num_workers")
     device: Optional[str] = option(None, "Where to train (auto: CUDA if available).", metavar="auto|cpu|cuda",
                                    key="run.device")

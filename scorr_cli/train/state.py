@@ -43,6 +43,9 @@ class TrainingState:
     optimizer: dict[str, Any]  # torch optimiser state dict (tensors restored)
     scheduler: dict[str, Any]
     rng: dict[str, Any] = field(default_factory=dict)  # torch / cuda tensors, numpy and python states
+    # The weights the optimiser updates, when the model file holds something else (the weight average
+    # of schedule.ema_decay); empty otherwise.
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def checkpoint_dir(out: str | Path) -> Path:
@@ -186,9 +189,12 @@ def _loads(text: str) -> Any:
 
 
 def save_training_state(path: str | Path, *, optimizer: torch.optim.Optimizer, scheduler: Any,
-                        scalars: dict[str, Any], rng: dict[str, Any] | None = None) -> Path:
-    """Write the training state atomically (tensors in safetensors, the rest as JSON in its header)."""
-    tensors: dict[str, torch.Tensor] = {}
+                        scalars: dict[str, Any], rng: dict[str, Any] | None = None,
+                        weights: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write the training state atomically (tensors in safetensors, the rest as JSON in its header).
+    ``weights``: the optimiser's own weights where the model file beside it holds their average."""
+    tensors: dict[str, torch.Tensor] = {f"weights.{k}": v.detach().cpu().contiguous()
+                                        for k, v in (weights or {}).items()}
     opt = optimizer.state_dict()
     per_param: dict[str, dict[str, Any]] = {}
     for pid, st in opt["state"].items():
@@ -249,8 +255,11 @@ def load_training_state(path: str | Path) -> TrainingState:
     state: dict[int, dict[str, Any]] = {int(pid): dict(v) for pid, v in plain.items()}
     rng: dict[str, Any] = {}
     cuda: dict[int, torch.Tensor] = {}
+    weights: dict[str, torch.Tensor] = {}
     for key, t in tensors.items():
-        if key.startswith("optimizer."):
+        if key.startswith("weights."):
+            weights[key[len("weights."):]] = t
+        elif key.startswith("optimizer."):
             _, pid, name = key.split(".", 2)
             state.setdefault(int(pid), {})[name] = t
         elif key.startswith("rng.cuda."):
@@ -261,7 +270,7 @@ def load_training_state(path: str | Path) -> TrainingState:
         rng["cuda"] = [cuda[i] for i in sorted(cuda)]
     rng_json.pop("cuda_count", None)
     rng.update(rng_json)
-    return TrainingState(scalars, {"state": state, "param_groups": groups}, scheduler, rng)
+    return TrainingState(scalars, {"state": state, "param_groups": groups}, scheduler, rng, weights)
 
 
 __all__ = ["TrainingState", "checkpoint_dir", "model_path", "state_path_for", "list_checkpoints",

@@ -44,6 +44,7 @@ from scorr_cli.fsutil import atomic_write_text, remove_stale_temps_in
 from scorr_cli.train import state as st
 from scorr_cli.train.config import DATA_NAMES, TrainConfig
 from scorr_cli.train.data import FramesDataset, iter_test_clips
+from scorr_cli.train.ema import WeightAverage
 from scorr_cli.train.distributed import (DistInfo, ResumableDistributedSampler, all_reduce_mean, any_rank, barrier,
                                          cleanup, init_distributed)
 from scorr_cli.train.monitor import MetricsLog, ProgressDisplay, TensorBoard, format_losses, sample_grid, write_png
@@ -73,7 +74,7 @@ class TrainResult:
     interrupted: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)  # logged step records (rank 0)
     eval_l1: list[float] = field(default_factory=list)  # per-epoch reconstruction L1 on test clips
-    model: MRFA | None = field(default=None, repr=False)  # the trained model (this rank's copy)
+    model: MRFA | None = field(default=None, repr=False)  # this rank's model, the optimiser's weights (not the EMA)
 
 
 class _Indexed(Dataset):
@@ -276,6 +277,7 @@ class Trainer:
         self._build_model(resume)
         self._build_losses()
         self._build_optimizer()
+        self.average = WeightAverage(self.model, config.schedule.ema_decay) if config.schedule.ema_decay else None
 
         # counters
         self.epoch = 0
@@ -428,6 +430,7 @@ class Trainer:
         self.model.load_state_dict({k: v.to(self.device) for k, v in ckpt.state.items()}, strict=True)
         self.lineage = dict(ckpt.metadata.get("init_from") or {})
         ts = st.load_training_state(sp)
+        self._resume_weights(ts, sp)
         try:
             self.optimizer.load_state_dict(ts.optimizer)
         except (ValueError, KeyError) as e:
@@ -451,6 +454,20 @@ class Trainer:
             st.restore_rng(ts.rng)
         self.resumed_from = mp
         self.last_checkpoint = mp
+
+    def _resume_weights(self, ts: st.TrainingState, sp: Path) -> None:
+        """With a weight average the model file held the average and the state file the optimiser's
+        weights: put each where it belongs. An average switched on at a resume starts from the weights;
+        switched off, the run goes on from the optimiser's weights."""
+        if ts.weights:
+            stored = {k: v.to(self.device) for k, v in ts.weights.items()}
+            validate_state_dict(self.model, stored, str(sp))
+            if self.average is not None:
+                self.average.load({k: v.to(self.device) for k, v in self.model.state_dict().items()},
+                                  int(ts.scalars.get("ema_updates", 0)))
+            self.model.load_state_dict(stored, strict=True)
+        elif self.average is not None:
+            self.average = WeightAverage(self.model, self.cfg.schedule.ema_decay)
 
     # ------------------------------------------------------------------------------ eval data
     def _load_eval_frames(self) -> list[torch.Tensor]:
@@ -478,19 +495,26 @@ class Trainer:
         """Mean |prediction − driving| over the test clips: source = the clip's first frame."""
         if not self.eval_frames:
             return None
-        self.model.eval()
         total, count = 0.0, 0
-        try:
-            for frames in self.eval_frames:
-                frames = frames.to(self.device)
-                source = frames[:1]
-                for chunk in frames.split(8):
-                    pred = self.model(source.expand(chunk.shape[0], -1, -1, -1), chunk).prediction
-                    total += (pred.float() - chunk).abs().mean(dim=(1, 2, 3)).sum().item()
-                    count += chunk.shape[0]
-        finally:
-            self.model.train()
+        with self.published_weights() as model:
+            model.eval()
+            try:
+                for frames in self.eval_frames:
+                    frames = frames.to(self.device)
+                    source = frames[:1]
+                    for chunk in frames.split(8):
+                        pred = model(source.expand(chunk.shape[0], -1, -1, -1), chunk).prediction
+                        total += (pred.float() - chunk).abs().mean(dim=(1, 2, 3)).sum().item()
+                        count += chunk.shape[0]
+            finally:
+                model.train()
         return total / count
+
+    def published_weights(self) -> contextlib.AbstractContextManager[MRFA]:
+        """The model as checkpoints publish it: holding the weight average when the run keeps one."""
+        if self.average is None:
+            return contextlib.nullcontext(self.model)
+        return self.average.applied_to(self.model)
 
     # ------------------------------------------------------------------------------ checkpoints
     def metadata(self) -> dict[str, Any]:
@@ -530,9 +554,14 @@ class Trainer:
                        "wall_time": self.wall_time, "cpu_time": self.cpu_time, "world_size": self.info.world_size,
                        "batch_size": self.cfg.schedule.batch_size, "eval_history": self.eval_history,
                        "seed": self.cfg.run.seed}
+            trained = None
+            if self.average is not None:
+                scalars["ema_updates"] = self.average.updates
+                trained = self.model.state_dict()
             st.save_training_state(st.state_path_for(mp), optimizer=self.optimizer, scheduler=self.scheduler,
-                                   scalars=scalars, rng=st.capture_rng())
-            save_checkpoint(mp, self.model, metadata=self.metadata())
+                                   scalars=scalars, rng=st.capture_rng(), weights=trained)
+            with self.published_weights() as model:
+                save_checkpoint(mp, model, metadata=self.metadata())
             st.prune_checkpoints(self.ckpt_dir, self.cfg.run.keep, protect=(mp,))
             self.last_checkpoint = mp
         barrier(self.info)
@@ -634,7 +663,8 @@ class Trainer:
                                       f"{self.step}: saved {self.last_checkpoint}; continue with --resume {self.out} "
                                       "and a larger --max-cpu-minutes")
                 elif self.info.is_main and self.step >= total:
-                    final = save_checkpoint(self.out / "final.safetensors", self.model, metadata=self.metadata())
+                    with self.published_weights() as model:
+                        final = save_checkpoint(self.out / "final.safetensors", model, metadata=self.metadata())
             self._sync_buffers()
         finally:
             log.close()
@@ -687,6 +717,8 @@ class Trainer:
                 raise
             self._clip()
             self.optimizer.step()
+            if self.average is not None:
+                self.average.update(self.model)
             self.step += 1
             self.samples_in_epoch += sched.batch_size
             self.wall_time += time.perf_counter() - t0
