@@ -96,3 +96,35 @@ def test_cropper_detects_fast_first_and_still_finds_small_faces(faces_media):
     assert cropper.detector._shape_model is None  # boxes only so far
     points = cropper.landmarks(cv2.resize(portrait, (256, 256), interpolation=cv2.INTER_AREA))
     assert points.shape == (68, 2) and cropper.detector._shape_model is not None
+
+
+def test_driving_scan_detects_at_the_face_scale(faces_media, det, monkeypatch):
+    """After the first face, the driving window's scan detects on frames scaled so the face is ~120 px
+    (3-5x faster on 512² clips); the window stays within dlib's scale steps of the full-size scan. A scan
+    that never shrinks the frames fails the size check; one that forgets to scale the boxes back
+    gives a window off by the scale factor (~2x)."""
+    import scorr_cli.faces.bestframe as bf
+    from scorr_cli.media import iter_video_frames
+
+    clip = faces_media / "driving" / "liveportrait_d12.mp4"
+    if not clip.is_file():
+        pytest.skip("driving clip missing")
+    frames = [f for i, f in zip(range(60), iter_video_frames(clip))]
+    seen = []
+
+    class Spy:
+        def detect(self, image):
+            seen.append(image.shape[:2])
+            return det.detect(image)
+
+    scaled = bf.driving_crop_window(frames, Spy(), size=256, every=5)
+    assert seen[0] == (512, 512) and all(max(s) < 350 for s in seen[1:]), seen
+    monkeypatch.setattr(bf, "SCAN_FACE_PX", 10**6)  # never shrinks: the full-size scan
+    full = bf.driving_crop_window(frames, det, size=256, every=5)
+
+    def corners(t):
+        inv = np.linalg.inv(np.vstack([t.matrix, [0, 0, 1]]))
+        return np.array([inv[:2, 2], inv[:2, :2] @ [256, 256] + inv[:2, 2]]).ravel()
+
+    a, b = corners(full), corners(scaled)
+    assert np.abs(a - b).max() < 0.1 * (a[2] - a[0]), (a, b)
