@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,3 +57,21 @@ def test_cpu_bf16_frames_stay_close_to_fp32_on_the_default_model(monkeypatch):
     print(f"\nbf16 vs fp32 on the example pair: mean {diff.mean():.5f}, max {diff.max():.4f}")
     assert out["bf16"].prediction.dtype == torch.float32
     assert 1e-4 < diff.max() < 0.25 and diff.mean() < 2 / 255
+
+
+def test_output_frames_resize_like_torch_bicubic():
+    """tensor_to_images resizes the model's 128² output to the output size with OpenCV's bicubic, which
+    must give torch's bicubic values (align_corners=False) rounded to uint8: at most 1 level apart from
+    rounding, equal almost everywhere. Bilinear or nearest resizing is 10+ levels off at edges."""
+    from scorr_cli.pipeline.render import tensor_to_images
+
+    g = torch.Generator().manual_seed(0)
+    batch = torch.rand(2, 3, 16, 16, generator=g).repeat_interleave(8, -1).repeat_interleave(8, -2)  # sharp edges
+    want = torch.nn.functional.interpolate(batch, size=(256, 256), mode="bicubic", align_corners=False)
+    want = want.clamp(0, 1).mul(255).add(0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    got = tensor_to_images(batch, 256)
+    assert len(got) == 2 and got[0].shape == (256, 256, 3) and got[0].dtype == np.uint8
+    diff = np.abs(np.stack(got).astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.001
+    same = tensor_to_images(batch[:1])
+    assert same[0].shape == (128, 128, 3)
