@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -210,6 +211,38 @@ def test_engine_cached_batches_equal_plain_forward():
                 kp = transfer_keypoints(kp_s, kp_d, kp_ref, opts)
                 single = model.animate(model.prepare_source(src), kp).prediction
                 torch.testing.assert_close(batched[t:t + 1], single, atol=1e-5, rtol=0)
+
+
+def test_folding_batchnorm_keeps_the_frames_and_leaves_a_lent_model_alone():
+    """fold_batchnorm turns every conv → BN pair into one conv with trained-looking (non-trivial) running
+    statistics and gives the same frames to ~1e-5; an engine that owns its model folds it in fp32, one that
+    was lent the model does not touch it. Folding with the wrong sign of the mean, or without the eps,
+    moves the frames by far more than the tolerance."""
+    from scorr_cli.core.blocks import fold_batchnorm
+
+    cfg = tiny()
+    torch.manual_seed(0)
+    model = MRFA(cfg).eval()
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) * 2 + 0.05)
+                m.weight.copy_(1 + torch.randn(m.num_features, generator=g) * 0.2)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    src, _ = _inputs(cfg, batch=1)
+    drv = _inputs(cfg, batch=3, seed=1)[1]
+    lent = AnimationEngine(model, "cpu")
+    want = lent.animate(lent.prepare(src), drv).prediction
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == norms  # untouched
+    owned = AnimationEngine(copy.deepcopy(model), "cpu", owns_model=True)
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in owned.model.modules())
+    assert 0 < left < norms / 2  # only the pre-activation norms (before a ReLU, not after a conv) stay
+    got = owned.animate(owned.prepare(src), drv).prediction
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=0)
+    assert fold_batchnorm(owned.model) == 0  # nothing left to fold
 
 
 def test_reconstruction_forward_equals_absolute_animation():

@@ -197,3 +197,29 @@ class AntiAliasInterpolation2d(nn.Module):
             # Nearest resize by 1/step picks every step-th pixel; slicing is the same and cheaper.
             return out[:, :, ::step, ::step]
         return F.interpolate(out, scale_factor=(self.scale, self.scale))
+
+
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold every inference-mode BatchNorm that directly follows a convolution into that convolution's
+    weight and bias (``conv → BN`` becomes one conv: the same affine map, one pass over the features fewer).
+    Only for evaluation: the running statistics are baked in. Returns how many were folded."""
+    folded = 0
+    for block in model.modules():
+        pairs = {SameBlock2d: (("conv", "norm"),), DownBlock2d: (("conv", "norm"),),
+                 UpBlock2d: (("conv", "norm"),), ResBlock2d: (("conv1", "norm2"),)}.get(type(block), ())
+        for conv_name, norm_name in pairs:
+            conv, norm = getattr(block, conv_name), getattr(block, norm_name)
+            if not isinstance(norm, nn.BatchNorm2d):
+                continue
+            scale = norm.weight.float() / torch.sqrt(norm.running_var.float() + norm.eps)
+            bias = conv.bias.float() if conv.bias is not None else torch.zeros_like(scale)
+            conv.weight.copy_((conv.weight.float() * scale.view(-1, 1, 1, 1)).to(conv.weight.dtype))
+            new_bias = (bias - norm.running_mean.float()) * scale + norm.bias.float()
+            if conv.bias is None:
+                conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype))
+            else:
+                conv.bias.copy_(new_bias.to(conv.bias.dtype))
+            setattr(block, norm_name, nn.Identity())
+            folded += 1
+    return folded

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from scorr_cli.core.blocks import fold_batchnorm
 from scorr_cli.core.model import MRFA, FrameOutput, PreparedSource
 from scorr_cli.core.transfer import TransferOptions, movement_scale, transfer_keypoints
 
@@ -92,7 +93,9 @@ def prepare_for_cpu_bf16(model: MRFA) -> None:
     """Make the dense motion, refiner and generator run as bf16 convolutions on a CPU: their convolution and
     linear weights are stored in bf16 (autocast would otherwise cast every weight on every call) and in
     channels-last order (oneDNN's native layout for bf16). The keypoint network stays fp32: keypoints
-    steer every flow, and it is a small share of a frame's work."""
+    steer every flow, and it is a small share of a frame's work. BatchNorms that follow a convolution
+    are folded into it first, in fp32 (:func:`~scorr_cli.core.blocks.fold_batchnorm`)."""
+    fold_batchnorm(model)
     for part in (model.dense_motion, model.decoder):
         part.to(memory_format=torch.channels_last)
         for module in part.modules():
@@ -150,13 +153,19 @@ class EngineBase:
 
 class AnimationEngine(EngineBase):
     def __init__(self, model: MRFA, device: str | torch.device = "cpu", precision: str = "fp32",
-                 render_chunk: int | None = None, corr_impl: str = "auto"):
+                 render_chunk: int | None = None, corr_impl: str = "auto", owns_model: bool = False):
+        """``owns_model``: the engine may change ``model`` (a model loaded for it alone): BatchNorms that
+        follow a convolution are folded into it in every precision (one pass over the features fewer
+        per block, the same frames to ~1e-5). Otherwise the caller's model is left as it is, and only
+        the bf16 CPU path, which works on a copy, folds them."""
         device = device if isinstance(device, torch.device) else resolve_device(device)
         super().__init__(model.cfg.image_size, device, render_chunk)
         self.precision = effective_precision(self.device, precision)
         if self._cpu_bf16:
-            model = copy.deepcopy(model)  # its weights become bf16: the caller's model stays as it was
+            model = model if owns_model else copy.deepcopy(model)  # its weights become bf16
             prepare_for_cpu_bf16(model)
+        elif owns_model:
+            fold_batchnorm(model.eval())
         self.model = model.to(self.device).eval()
         # auto: the fused Triton correlation lookup on CUDA when triton is installed, torch elsewhere.
         self.model.decoder.corr_impl = corr_impl

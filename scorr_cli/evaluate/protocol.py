@@ -246,7 +246,7 @@ def load_methods(config: EvalConfig) -> tuple[list[Method], int]:
         size = model.cfg.image_size
         sizes.add(size)
         methods.append(Method(label, "checkpoint", str(path), sha256_file(path), size, model.cfg.prior,
-                              AnimationEngine(model, device, config.precision)))
+                              AnimationEngine(model, device, config.precision, owns_model=True)))
     if len(sizes) > 1:
         raise InputError(f"the checkpoints have different resolutions ({', '.join(map(str, sorted(sizes)))}); "
                          "one table needs one evaluated resolution: evaluate them separately")

@@ -83,7 +83,7 @@ def load_engine(options: RenderOptions, device: Optional[str] = None) -> Any:
     except (ValueError, RuntimeError) as e:
         raise InputError(f"--device {name}: {e}") from None
     model, _ = load_checkpoint(resolve_checkpoint(options.checkpoint), resolved, skip_updates=options.skip_updates)
-    return AnimationEngine(model, resolved, options.precision)
+    return AnimationEngine(model, resolved, options.precision, owns_model=True)
 
 
 def runs_on(engine: Any) -> str:
