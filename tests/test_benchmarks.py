@@ -67,3 +67,19 @@ def test_bench_stages_compares_variants_in_one_run(faces_media):
     for v in lines:
         assert v["frames"] == 3 and v["fps_end_to_end"] > 0
         assert {"keypoints", "dense motion", "correlation", "updates", "generator"} <= set(v["stages_s"])
+
+
+def test_bench_release_times_both_codes_end_to_end(faces_media):
+    """bench_release runs the earlier release from a git worktree and today's code, each as the real
+    `scorr animate` command, alternating; the worktree is removed afterwards."""
+    import pytest
+
+    repo = BENCH.parent
+    if subprocess.run(["git", "-C", str(repo), "cat-file", "-e", "d899b0e^{commit}"], capture_output=True).returncode:
+        pytest.skip("the previous release's commit is not in this clone (shallow?)")
+    result = _json_line("bench_release.py", "--seconds", "0.2", "--repeats", "1", "--threads", "1")
+    assert result["against"] == "d899b0e" and result["frames"] == 6
+    assert set(result["runs_s"]) == {"d899b0e", "today"} and all(len(v) == 1 for v in result["runs_s"].values())
+    assert result["speedup"] == pytest.approx(result["runs_s"]["d899b0e"][0] / result["runs_s"]["today"][0], rel=1e-2)
+    listed = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True).stdout
+    assert "bench-release-" not in listed
