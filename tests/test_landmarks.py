@@ -136,6 +136,39 @@ def test_guidance_loss_pulls_keypoints_to_known_targets_only():
         LossConfig(landmarks=-1)
 
 
+def test_motion_guidance_compares_displacements_not_positions():
+    """landmark_motion_loss: keypoints offset from their targets by the same amount in source and driving
+    cost nothing (the motion is right); a driving keypoint that moves less than its target costs the
+    shortfall, and descent enlarges its motion. A frame pair with a missing target is left out."""
+    from scorr_cli.core.losses import LossConfig, landmark_motion_loss
+
+    targets = torch.tensor([[[[0.0, 0.0], [0.5, 0.5]], [[0.0, 0.2], [0.5, 0.5]]]])  # B×2×K×2: kp 0 moves down
+    shifted = (targets + 0.3).clone().requires_grad_(True)
+    assert landmark_motion_loss(shifted, targets, 10.0).item() == pytest.approx(0.0, abs=1e-6)
+    lazy = targets.clone()
+    lazy[0, 1, 0, 1] = 0.05  # moved 0.05 instead of 0.2
+    lazy.requires_grad_(True)
+    loss = landmark_motion_loss(lazy, targets, 10.0)
+    assert loss.item() == pytest.approx(10 * (0.15 / 2) / 2)  # mean over x,y, then over the 2 keypoints
+    loss.backward()
+    assert lazy.grad[0, 1, 0, 1] < 0 and lazy.grad[0, 0, 0, 1] > 0  # driving moves on, source back
+    missing = targets.clone()
+    missing[0, 1, 1] = float("nan")
+    assert landmark_motion_loss(lazy.detach(), missing, 10.0).item() == pytest.approx(10 * 0.075)  # kp 1 out
+    cfg = LossConfig(landmarks=10, landmark_motion=4, landmarks_anneal_steps=100)
+    assert [cfg.landmark_motion_weight(s) for s in (0, 50, 100)] == [4, 2, 0]
+
+
+def test_training_with_motion_guidance_alone_logs_it(clip_dataset, tmp_path):
+    """loss.landmark_motion without the position term still reads the landmarks and logs its own loss."""
+    from scorr_cli.train.trainer import train
+
+    cfg = _guided_config(clip_dataset, tmp_path / "run", landmark_motion=10.0)
+    cfg.schedule.max_steps = 2
+    result = train(cfg, show_progress=False)
+    assert "landmark_motion" in result.history[0] and "landmarks" not in result.history[0]
+
+
 def _guided_config(root: Path, out: Path, **loss: object):
     from scorr_cli.train.config import resolve_config
 

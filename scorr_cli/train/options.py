@@ -90,6 +90,10 @@ class TrainOptions:
         None, "Landmark guidance (not in the paper): pull the 10 keypoints toward dlib landmark groups (eyes, "
               "brows, nose, lips, jaw, chin) with this weight; needs landmarks.npy from `scorr crop --dataset`. "
               "0 = the paper's losses (default).", min=0.0, metavar="WEIGHT", key="loss.landmarks")
+    landmark_motion: Optional[float] = option(
+        None, "Landmark motion guidance (not in the paper): pull each keypoint's driving − source displacement "
+              "toward its landmark group's displacement with this weight (the size of a motion: mouth opening). "
+              "0 = off (default).", min=0.0, metavar="WEIGHT", key="loss.landmark_motion")
     vgg_weights: Optional[Path] = option(
         None, "ImageNet VGG-19 file (vgg19-dcbbe2e5.pth) (default: the torch hub cache).", key="run.vgg_weights")
     checkpoint_every: Optional[int] = option(

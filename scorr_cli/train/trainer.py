@@ -33,7 +33,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
 from scorr_cli.checkpoints.store import publishable_metadata, read_checkpoint, save_checkpoint, validate_state_dict
-from scorr_cli.core.losses import ReconstructionLoss, background_loss, equivariance_losses, landmark_guidance_loss
+from scorr_cli.core.losses import (ReconstructionLoss, background_loss, equivariance_losses, landmark_guidance_loss,
+                                   landmark_motion_loss)
 from scorr_cli.core.model import MRFA
 from scorr_cli.core.transforms import RandomTransform
 from scorr_cli.checkpoints.vgg import load_vgg19_weights
@@ -103,7 +104,7 @@ class TrainingStep(nn.Module):
 
     def forward(self, source: torch.Tensor, driving: torch.Tensor, transform: RandomTransform | None,
                 use_background: bool, dropout_p: float | None, generator: torch.Generator | None,
-                landmark_targets: torch.Tensor | None = None, landmark_weight: float = 0.0,
+                landmark_targets: torch.Tensor | None = None, landmark_weights: tuple[float, float] = (0.0, 0.0),
                 keypoints_only: bool = False) -> dict[str, Any]:
         lc = self.loss_cfg
         if keypoints_only:  # the keypoint warm-up: the keypoint network alone
@@ -113,11 +114,15 @@ class TrainingStep(nn.Module):
                              generator=generator)
             kp_source, kp_driving = out.kp_source, out.kp_driving
         losses: dict[str, torch.Tensor] = {}
-        if landmark_targets is not None and landmark_weight > 0:
+        position, motion = landmark_weights
+        if landmark_targets is not None and (position > 0 or motion > 0):
             # targets: B×2×K×2, (source, driving) group centres
             kp = torch.stack([self.model.refiner_kp(kp_source["kp"]), self.model.refiner_kp(kp_driving["kp"])], 1)
-            losses["landmarks"] = landmark_guidance_loss(kp.flatten(0, 1), landmark_targets.flatten(0, 1),
-                                                         landmark_weight)
+            if position > 0:
+                losses["landmarks"] = landmark_guidance_loss(kp.flatten(0, 1), landmark_targets.flatten(0, 1),
+                                                             position)
+            if motion > 0:
+                losses["landmark_motion"] = landmark_motion_loss(kp, landmark_targets, motion)
         if transform is not None:
             losses.update(equivariance_losses(self.model.encoder, driving, kp_driving, lc.equivariance_value,
                                               lc.equivariance_jacobian, transform))
@@ -342,7 +347,7 @@ class Trainer:
         config, lc = self.cfg, self.cfg.loss
         self.vgg_backend = lc.perceptual_backend
         self.landmark_groups = self._check_landmark_guidance()
-        if config.schedule.keypoint_warmup_steps and not lc.landmarks:
+        if config.schedule.keypoint_warmup_steps and not (lc.landmarks or lc.landmark_motion):
             raise InputError("schedule.keypoint_warmup_steps trains the keypoints on landmark guidance: "
                              "set loss.landmarks (--landmarks) above 0")
         if not lc.uses_perceptual and not lc.pixel and not lc.ssim:
@@ -390,7 +395,7 @@ class Trainer:
     def _check_landmark_guidance(self) -> torch.Tensor:
         """The (groups × 68) averaging matrix; refuses guidance the model or the data cannot take."""
         groups = torch.from_numpy(landmarks68.group_matrix())
-        if self.cfg.loss.landmarks <= 0:
+        if self.cfg.loss.landmarks <= 0 and self.cfg.loss.landmark_motion <= 0:
             return groups
         if self.cfg.model.num_kp != groups.shape[0]:
             raise InputError(f"landmark guidance pulls {groups.shape[0]} keypoints toward the landmark groups "
@@ -590,15 +595,15 @@ class Trainer:
             gen = torch.Generator(device=self.device).manual_seed(
                 _seed_for(cfg.run.seed, self.info.rank, self.step, micro, 1))
         use_bg = self.model.has_background and self.epoch >= cfg.schedule.bg_start
-        lm_weight = lc.landmark_weight(self.step)
+        lm_weights = (lc.landmark_weight(self.step), lc.landmark_motion_weight(self.step))
         lm_targets = None
-        if lm_weight > 0:
+        if max(lm_weights) > 0:
             lm_targets = torch.einsum("gk,bskc->bsgc", self.landmark_groups, batch["landmarks"].float()).to(self.device)
         warmup = self.step < cfg.schedule.keypoint_warmup_steps
         ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
         with ctx:
             with self._autocast():
-                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weight, warmup)
+                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, warmup)
                 losses = {} if warmup else dict(self.recon(out["prediction"], driving))
             losses.update(out["losses"])
             total = sum(v.float().mean() for v in losses.values())
