@@ -239,3 +239,22 @@ def test_keypoint_warmup_trains_the_detector_alone_first(clip_dataset, tmp_path)
     bad.schedule.keypoint_warmup_steps = 2
     with pytest.raises(InputError, match="loss.landmarks"):
         train(bad, show_progress=False)
+
+
+def test_keypoint_motion_benchmark_reads_a_dataset(clip_dataset, tmp_path):
+    """benchmarks/keypoint_motion.py on a crop --dataset folder: one row per test clip, and the guidance
+    target's own lip-gap slope near 1 (the group centres move with the lips), the number the keypoints'
+    slope is read against."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path / "ds"
+    shutil.copytree(clip_dataset / "train" / "example", root / "test" / "example")
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "keypoint_motion.py"),
+                          str(root), "--max-frames", "12"], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["clips"] == 1 and result["rows"][0]["frames"] == 12
+    assert 0.2 < result["median_target_slope"] < 1.5, result  # the example mouth barely moves: 0.33
+    assert -1 <= result["median_r"] <= 1 and np.isfinite(result["median_slope"])

@@ -1,0 +1,104 @@
+"""Do a checkpoint's keypoints carry the mouth? The keypoint side of the follow metric, without rendering.
+
+For every held-out clip of a ``scorr crop --dataset`` folder (``test/``, with ``landmarks.npy``) the
+prior's keypoints are detected on each frame at the model's resolution, and the distance between the
+keypoints guided to the upper and the lower lip group is compared with dlib's inner-lip gap (points
+62-66) in pixels at the model's resolution: the Pearson correlation and the slope (keypoint pixels per
+pixel of gap). The landmark groups' own centres, the guidance target, give the slope a keypoint could
+reach (~0.9). A keypoint slope far below it means the keypoints under-move the mouth, and no renderer
+can open a mouth its keypoints do not open.
+
+    python benchmarks/keypoint_motion.py DATASET [--checkpoint NAME|PATH ...] [--max-frames 120]
+
+Prints a table and one JSON line per checkpoint (median over clips).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def clip_frames(clip: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clip's first ``limit`` frames (N×H×W×3 uint8) and their 68 landmarks (N×68×2, frame pixels)."""
+    from scorr_cli.faces.landmarks import LANDMARKS_FILE
+    from scorr_cli.media import read_image
+
+    files = sorted(p for p in clip.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:limit]
+    landmarks = np.load(clip / LANDMARKS_FILE)[: len(files)]
+    return np.stack([read_image(f) for f in files]), landmarks
+
+
+def lip_keypoints(model, frames: np.ndarray) -> np.ndarray:
+    """Refiner keypoints (N×K×2 in [-1, 1]) of frames resized to the model's input."""
+    import torch
+    import torch.nn.functional as F
+
+    size = model.cfg.image_size
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
+    with torch.no_grad():
+        return torch.cat([model.refiner_kp(model.detect(chunk)["kp"]) for chunk in x.split(16)]).numpy()
+
+
+def measure(model, clip: Path, limit: int) -> dict:
+    from scorr_cli.faces import landmarks as lm68
+
+    frames, landmarks = clip_frames(clip, limit)
+    ok = np.isfinite(landmarks).all(axis=(1, 2))
+    frames, landmarks = frames[ok], landmarks[ok]
+    size = model.cfg.image_size
+    to_model = size / frames.shape[1]
+    gap = np.linalg.norm(landmarks[:, 66] - landmarks[:, 62], axis=1) * to_model
+    upper, lower = lm68.GROUP_NAMES.index("lip_upper"), lm68.GROUP_NAMES.index("lip_lower")
+    kp = lip_keypoints(model, frames)
+    kp_gap = np.linalg.norm(kp[:, lower] - kp[:, upper], axis=1) * size / 2
+    centres = np.einsum("gk,nkc->ngc", lm68.group_matrix(), landmarks) * to_model
+    target_gap = np.linalg.norm(centres[:, lower] - centres[:, upper], axis=1)
+    return {"clip": clip.name, "frames": int(len(gap)), "gap_std_px": float(gap.std()),
+            "r": float(np.corrcoef(gap, kp_gap)[0, 1]), "slope": float(np.polyfit(gap, kp_gap, 1)[0]),
+            "target_slope": float(np.polyfit(gap, target_gap, 1)[0])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dataset", type=Path, help="a scorr crop --dataset folder with test/ clips and landmarks")
+    ap.add_argument("--checkpoint", action="append", default=None, help="checkpoint(s) (default: the default weights)")
+    ap.add_argument("--max-frames", type=int, default=120)
+    args = ap.parse_args()
+
+    import torch
+
+    from scorr_cli.checkpoints import load_checkpoint, resolve_checkpoint
+    from scorr_cli.faces.landmarks import LANDMARKS_FILE
+
+    clips = sorted(c for c in (args.dataset / "test").iterdir() if (c / LANDMARKS_FILE).is_file()) \
+        if (args.dataset / "test").is_dir() else []
+    if not clips:
+        raise SystemExit(f"{args.dataset}/test: no clip folders with {LANDMARKS_FILE} (build it with scorr crop --dataset)")
+    for name in args.checkpoint or [None]:
+        model, _ = load_checkpoint(resolve_checkpoint(name), torch.device("cpu"))
+        rows = [measure(model.eval(), clip, args.max_frames) for clip in clips]
+        print(f"{name or 'default weights'}: keypoint lip distance vs dlib's inner-lip gap, px at "
+              f"{model.cfg.image_size}²")
+        print("| clip | frames | gap std px | r | slope | target slope |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['clip'][:40]} | {r['frames']} | {r['gap_std_px']:.2f} | {r['r']:.2f} | {r['slope']:.2f} | "
+                  f"{r['target_slope']:.2f} |")
+        med = {k: statistics.median(r[k] for r in rows) for k in ("r", "slope", "target_slope")}
+        print(f"median: r {med['r']:.2f}, slope {med['slope']:.2f} (target {med['target_slope']:.2f})")
+        print(json.dumps({"benchmark": "keypoint_motion", "checkpoint": name or "default", "clips": len(rows),
+                          **{f"median_{k}": round(v, 3) for k, v in med.items()}, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
