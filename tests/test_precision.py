@@ -32,8 +32,10 @@ def test_cpu_runs_bf16_only_with_native_bf16(monkeypatch, amx, avx512_bf16, aske
 
 
 def test_cpu_bf16_frames_stay_close_to_fp32_on_the_default_model(monkeypatch):
-    """Keypoints come from the fp32 keypoint network in both; the bf16 frames differ from fp32 by well under
-    1/255 on average (and do differ: bf16 convolutions ran). The caller's model keeps its fp32 weights."""
+    """Keypoints: the bf16 engine runs only the keypoint network's CNN front end in bf16, so they stay within
+    0.2 px at 128² of fp32 (autocasting the whole keypoint network moved them by up to 0.4 px on a real clip);
+    the bf16 frames differ from fp32 by well under 1/255 on average (and do differ: bf16 convolutions ran).
+    The caller's model keeps its fp32 weights."""
     from scorr_cli.checkpoints import load_checkpoint, resolve_checkpoint
     from scorr_cli.media import iter_video_frames, read_image
     from scorr_cli.pipeline.render import image_to_tensor, images_to_tensor
@@ -45,6 +47,8 @@ def test_cpu_bf16_frames_stay_close_to_fp32_on_the_default_model(monkeypatch):
     engines = {p: AnimationEngine(model, CPU, p) for p in ("fp32", "bf16")}
     assert engines["bf16"].precision == "bf16"
     assert engines["bf16"].model.decoder.generator.final.weight.dtype == torch.bfloat16
+    assert engines["bf16"].model.encoder.pre_feature.conv1.weight.dtype == torch.bfloat16
+    assert engines["bf16"].model.encoder.transformer.mlp_head[1].weight.dtype == torch.float32
     assert engines["bf16"].model.encoder is not model.encoder
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
@@ -52,7 +56,7 @@ def test_cpu_bf16_frames_stay_close_to_fp32_on_the_default_model(monkeypatch):
     for p, engine in engines.items():
         out[p] = engine.animate(engine.prepare(source), frames, TransferOptions())
     for k in out["fp32"].kp_driving:
-        torch.testing.assert_close(out["bf16"].kp_driving[k], out["fp32"].kp_driving[k], atol=0, rtol=0)
+        torch.testing.assert_close(out["bf16"].kp_driving[k], out["fp32"].kp_driving[k], atol=3e-3, rtol=0)
     diff = (out["bf16"].prediction - out["fp32"].prediction).abs()
     print(f"\nbf16 vs fp32 on the example pair: mean {diff.mean():.5f}, max {diff.max():.4f}")
     assert out["bf16"].prediction.dtype == torch.float32

@@ -48,6 +48,8 @@ class NarrowConv2d(nn.Conv2d):
 class SameBlock2d(nn.Module):
     """conv (same padding) -> BN -> ReLU."""
 
+    CONV_BN_PAIRS = (("conv", "norm"),)
+
     def __init__(self, in_features: int, out_features: int, kernel_size: int = 3):
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=kernel_size // 2)
@@ -59,6 +61,8 @@ class SameBlock2d(nn.Module):
 
 class DownBlock2d(nn.Module):
     """conv 3x3 -> BN -> ReLU -> 2x2 average pool."""
+
+    CONV_BN_PAIRS = (("conv", "norm"),)
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
@@ -72,6 +76,8 @@ class DownBlock2d(nn.Module):
 class UpBlock2d(nn.Module):
     """nearest x2 -> conv 3x3 -> BN -> ReLU."""
 
+    CONV_BN_PAIRS = (("conv", "norm"),)
+
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
         self.conv = nn.Conv2d(in_features, out_features, 3, padding=1)
@@ -83,6 +89,8 @@ class UpBlock2d(nn.Module):
 
 class ResBlock2d(nn.Module):
     """Pre-activation residual block that keeps the channel count."""
+
+    CONV_BN_PAIRS = (("conv1", "norm2"),)  # norm1 acts on the input: not foldable
 
     def __init__(self, features: int):
         super().__init__()
@@ -199,27 +207,37 @@ class AntiAliasInterpolation2d(nn.Module):
         return F.interpolate(out, scale_factor=(self.scale, self.scale))
 
 
+def _fold_into(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    """``conv`` followed by the inference-mode ``norm`` becomes one convolution (computed in fp32)."""
+    scale = norm.weight.float() / torch.sqrt(norm.running_var.float() + norm.eps)
+    bias = conv.bias.float() if conv.bias is not None else torch.zeros_like(scale)
+    conv.weight.copy_((conv.weight.float() * scale.view(-1, 1, 1, 1)).to(conv.weight.dtype))
+    new_bias = (bias - norm.running_mean.float()) * scale + norm.bias.float()
+    if conv.bias is None:
+        conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype))
+    else:
+        conv.bias.copy_(new_bias.to(conv.bias.dtype))
+
+
 @torch.no_grad()
 def fold_batchnorm(model: nn.Module) -> int:
     """Fold every inference-mode BatchNorm that directly follows a convolution into that convolution's
     weight and bias (``conv → BN`` becomes one conv: the same affine map, one pass over the features fewer).
-    Only for evaluation: the running statistics are baked in. Returns how many were folded."""
+    Only for evaluation: the running statistics are baked in. The pairs are the ``CONV_BN_PAIRS`` a block
+    class names (attribute names, conv first) and consecutive ``Conv2d, BatchNorm2d`` in an
+    ``nn.Sequential``; the folded BatchNorm becomes an ``nn.Identity``. Returns how many were folded."""
     folded = 0
     for block in model.modules():
-        pairs = {SameBlock2d: (("conv", "norm"),), DownBlock2d: (("conv", "norm"),),
-                 UpBlock2d: (("conv", "norm"),), ResBlock2d: (("conv1", "norm2"),)}.get(type(block), ())
-        for conv_name, norm_name in pairs:
+        for conv_name, norm_name in getattr(type(block), "CONV_BN_PAIRS", ()):
             conv, norm = getattr(block, conv_name), getattr(block, norm_name)
-            if not isinstance(norm, nn.BatchNorm2d):
-                continue
-            scale = norm.weight.float() / torch.sqrt(norm.running_var.float() + norm.eps)
-            bias = conv.bias.float() if conv.bias is not None else torch.zeros_like(scale)
-            conv.weight.copy_((conv.weight.float() * scale.view(-1, 1, 1, 1)).to(conv.weight.dtype))
-            new_bias = (bias - norm.running_mean.float()) * scale + norm.bias.float()
-            if conv.bias is None:
-                conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype))
-            else:
-                conv.bias.copy_(new_bias.to(conv.bias.dtype))
-            setattr(block, norm_name, nn.Identity())
-            folded += 1
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                _fold_into(conv, norm)
+                setattr(block, norm_name, nn.Identity())
+                folded += 1
+        if isinstance(block, nn.Sequential):
+            for i in range(len(block) - 1):
+                if isinstance(block[i], nn.Conv2d) and isinstance(block[i + 1], nn.BatchNorm2d):
+                    _fold_into(block[i], block[i + 1])
+                    block[i + 1] = nn.Identity()
+                    folded += 1
     return folded

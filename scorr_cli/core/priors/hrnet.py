@@ -21,6 +21,7 @@ def _conv_bn(cin: int, cout: int, kernel: int, stride: int, relu: bool) -> nn.Se
 
 class BasicBlock(nn.Module):
     expansion = 1
+    CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"))  # for core.blocks.fold_batchnorm
 
     def __init__(self, inplanes: int, planes: int):
         super().__init__()
@@ -38,6 +39,7 @@ class BasicBlock(nn.Module):
 
 class Bottleneck(nn.Module):
     expansion = 4
+    CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
     def __init__(self, inplanes: int, planes: int):
         super().__init__()
@@ -99,6 +101,8 @@ class HighResolutionModule(nn.Module):
 
 class HRNetFrontEnd(nn.Module):
     """Stem + layer1 + stages 2 and 3; returns the highest-resolution branch."""
+
+    CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"))
 
     def __init__(self, cfg: MTIAConfig, in_channels: int = 3):
         super().__init__()
