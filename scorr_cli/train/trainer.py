@@ -349,7 +349,7 @@ class Trainer:
         self.landmark_groups = self._check_landmark_guidance()
         if config.schedule.keypoint_warmup_steps and not (lc.landmarks or lc.landmark_motion):
             raise InputError("schedule.keypoint_warmup_steps trains the keypoints on landmark guidance: "
-                             "set loss.landmarks (--landmarks) above 0")
+                             "set loss.landmarks (--landmarks) or loss.landmark_motion (--landmark-motion) above 0")
         if not lc.uses_perceptual and not lc.pixel and not lc.ssim:
             raise InputError("no reconstruction loss: enable the perceptual term (--perceptual vgg19|random) "
                              "or set loss.pixel / loss.ssim")
