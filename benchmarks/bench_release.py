@@ -41,7 +41,9 @@ def frame_count(clip: Path, seconds: float) -> int:
 
 
 def worktree(rev: str, where: Path) -> Path:
-    """A checkout of ``rev`` beside the repository's own (no effect on the working tree)."""
+    """A checkout of ``rev`` beside the repository's own (no effect on the working tree); first forgets the
+    worktrees of earlier runs that were killed before removing theirs."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "prune"], capture_output=True)
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-f", str(where), rev], check=True,
                    capture_output=True)
     return where
