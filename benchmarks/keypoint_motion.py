@@ -37,29 +37,28 @@ def clip_frames(clip: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([read_image(f) for f in files]), landmarks
 
 
-def lip_keypoints(model, frames: np.ndarray) -> np.ndarray:
-    """Refiner keypoints (N×K×2 in [-1, 1]) of frames resized to the model's input."""
+def lip_keypoints(engine, frames: np.ndarray) -> np.ndarray:
+    """Refiner keypoints (N×K×2 in [-1, 1]) of the frames, detected as ``scorr animate`` does (fp32)."""
     import torch
-    import torch.nn.functional as F
 
-    size = model.cfg.image_size
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
+    from scorr_cli.pipeline.render import images_to_tensor
+
     with torch.no_grad():
-        return torch.cat([model.refiner_kp(model.detect(chunk)["kp"]) for chunk in x.split(16)]).numpy()
+        return torch.cat([engine.model.refiner_kp(engine.detect(images_to_tensor(list(frames[i:i + 16])))["kp"])
+                          for i in range(0, len(frames), 16)]).numpy()
 
 
-def measure(model, clip: Path, limit: int) -> dict:
+def measure(engine, clip: Path, limit: int) -> dict:
     from scorr_cli.faces import landmarks as lm68
 
     frames, landmarks = clip_frames(clip, limit)
     ok = np.isfinite(landmarks).all(axis=(1, 2))
     frames, landmarks = frames[ok], landmarks[ok]
-    size = model.cfg.image_size
+    size = engine.size
     to_model = size / frames.shape[1]
     gap = np.linalg.norm(landmarks[:, 66] - landmarks[:, 62], axis=1) * to_model
     upper, lower = lm68.GROUP_NAMES.index("lip_upper"), lm68.GROUP_NAMES.index("lip_lower")
-    kp = lip_keypoints(model, frames)
+    kp = lip_keypoints(engine, frames)
     kp_gap = np.linalg.norm(kp[:, lower] - kp[:, upper], axis=1) * size / 2
     centres = np.einsum("gk,nkc->ngc", lm68.group_matrix(), landmarks) * to_model
     target_gap = np.linalg.norm(centres[:, lower] - centres[:, upper], axis=1)
@@ -75,20 +74,18 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=120)
     args = ap.parse_args()
 
-    import torch
-
-    from scorr_cli.checkpoints import load_checkpoint, resolve_checkpoint
     from scorr_cli.faces.landmarks import LANDMARKS_FILE
+    from scorr_cli.pipeline.options import RenderOptions
+    from scorr_cli.pipeline.render import load_engine
 
     clips = sorted(c for c in (args.dataset / "test").iterdir() if (c / LANDMARKS_FILE).is_file()) \
         if (args.dataset / "test").is_dir() else []
     if not clips:
         raise SystemExit(f"{args.dataset}/test: no clip folders with {LANDMARKS_FILE} (build it with scorr crop --dataset)")
     for name in args.checkpoint or [None]:
-        model, _ = load_checkpoint(resolve_checkpoint(name), torch.device("cpu"))
-        rows = [measure(model.eval(), clip, args.max_frames) for clip in clips]
-        print(f"{name or 'default weights'}: keypoint lip distance vs dlib's inner-lip gap, px at "
-              f"{model.cfg.image_size}²")
+        engine = load_engine(RenderOptions(checkpoint=name, precision="fp32", device="cpu"))
+        rows = [measure(engine, clip, args.max_frames) for clip in clips]
+        print(f"{name or 'default weights'}: keypoint lip distance vs dlib's inner-lip gap, px at {engine.size}²")
         print("| clip | frames | gap std px | r | slope | target slope |")
         print("|---|---|---|---|---|---|")
         for r in rows:

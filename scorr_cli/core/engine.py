@@ -94,8 +94,8 @@ def prepare_for_cpu_bf16(model: MRFA) -> None:
     linear weights are stored in bf16 (autocast would otherwise cast every weight on every call) and in
     channels-last order (oneDNN's native layout for bf16). Keypoints steer every flow, so of the keypoint
     network only the part it names as ``bf16_part()`` goes bf16 (MTIA's CNN front end; the transformer
-    that regresses the positions stays fp32, other priors stay fp32 whole). BatchNorms that follow a convolution
-    are folded into it first, in fp32 (:func:`~scorr_cli.core.blocks.fold_batchnorm`)."""
+    that regresses the positions stays fp32, other priors stay fp32 whole). BatchNorms that follow a
+    convolution are folded into it first, in fp32 (:func:`~scorr_cli.core.blocks.fold_batchnorm`)."""
     fold_batchnorm(model)
     bf16_keypoints = getattr(model.encoder, "bf16_part", None)
     parts = [model.dense_motion, model.decoder] + ([bf16_keypoints()] if bf16_keypoints else [])

@@ -8,7 +8,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from scorr_cli.errors import NoFaceError
-from scorr_cli.faces.detectors import FaceDetector
+from scorr_cli.faces.detectors import FaceDetector, downscale
 from scorr_cli.faces.geometry import CropTransform, Window, fit_window, window_transform
 
 
@@ -72,17 +72,11 @@ window's corners moved by at most 7% of its side (0 on 9, where the frame is alr
 def _detect_at_face_scale(frame: np.ndarray, detector: FaceDetector, face_px: float | None) -> list:
     """The detector's faces in ``frame``, looked for on a copy scaled so a face of ``face_px`` pixels
     becomes :data:`SCAN_FACE_PX`; on the frame itself when that would not shrink it, or finds nothing."""
-    import cv2
-
-    if face_px:
-        f = SCAN_FACE_PX / face_px
-        h, w = frame.shape[:2]
-        if f < 0.8:
-            small = cv2.resize(frame, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-            back = (w / small.shape[1] + h / small.shape[0]) / 2.0
-            faces = detector.detect(small)
-            if faces:
-                return [face.scaled(back) for face in faces]
+    if face_px and SCAN_FACE_PX / face_px < 0.8:
+        small, back = downscale(frame, round(max(frame.shape[:2]) * SCAN_FACE_PX / face_px))
+        faces = detector.detect(small)
+        if faces:
+            return [face.scaled(back) for face in faces]
     return detector.detect(frame)
 
 

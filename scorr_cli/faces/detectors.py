@@ -58,7 +58,7 @@ def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, :3])
 
 
-def _downscale(image: np.ndarray, max_side: Optional[int]) -> tuple[np.ndarray, float]:
+def downscale(image: np.ndarray, max_side: Optional[int]) -> tuple[np.ndarray, float]:
     """Resize so the longer side is <= max_side; return the image and the factor back to full size."""
     h, w = image.shape[:2]
     if not max_side or max(h, w) <= max_side:
@@ -101,7 +101,7 @@ class DlibDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         image = _as_rgb_uint8(image)
-        small, back = _downscale(image, self.max_side)
+        small, back = downscale(image, self.max_side)
         rects, scores, _ = self._hog.run(small, self.upsample, self.min_score)
         if not rects and self.fallback_upsample is not None and self.fallback_upsample != self.upsample:
             rects, scores, _ = self._hog.run(small, self.fallback_upsample, self.min_score)
@@ -151,7 +151,7 @@ class FaceAlignmentDetector:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         image = _as_rgb_uint8(image)
-        small, back = _downscale(image, self.max_side)
+        small, back = downscale(image, self.max_side)
         boxes = self._fa.face_detector.detect_from_image(small.copy())
         if len(boxes) == 0:
             return []

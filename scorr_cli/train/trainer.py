@@ -468,8 +468,7 @@ class Trainer:
             stored = {k: v.to(self.device) for k, v in ts.weights.items()}
             validate_state_dict(self.model, stored, str(sp))
             if self.average is not None:
-                self.average.load({k: v.to(self.device) for k, v in self.model.state_dict().items()},
-                                  int(ts.scalars.get("ema_updates", 0)))
+                self.average.load(self.model.state_dict(), int(ts.scalars.get("ema_updates", 0)))
             self.model.load_state_dict(stored, strict=True)
         elif self.average is not None:
             self.average = WeightAverage(self.model, self.cfg.schedule.ema_decay)
