@@ -169,6 +169,21 @@ def test_training_with_motion_guidance_alone_logs_it(clip_dataset, tmp_path):
     assert "landmark_motion" in result.history[0] and "landmarks" not in result.history[0]
 
 
+def test_training_with_the_lip_region_loss_and_mouth_pairs_logs_it(clip_dataset, tmp_path):
+    """loss.mouth reads the driving lips and logs its own term; data.mouth_pairs changes which frames
+    are paired (the other losses see different items)."""
+    from scorr_cli.train.trainer import train
+
+    cfg = _guided_config(clip_dataset, tmp_path / "run", mouth=10.0)
+    cfg.schedule.max_steps = 2
+    plain = train(cfg, show_progress=False).history
+    assert all(h["mouth"] > 0 for h in plain)
+    cfg = _guided_config(clip_dataset, tmp_path / "pairs", mouth=10.0)
+    cfg.schedule.max_steps = 2
+    cfg.data.mouth_pairs = 8
+    assert train(cfg, show_progress=False).history[0]["pixel"] != plain[0]["pixel"]
+
+
 def _guided_config(root: Path, out: Path, **loss: object):
     from scorr_cli.train.config import resolve_config
 
@@ -208,6 +223,8 @@ def test_guidance_refuses_data_without_landmarks_and_other_keypoint_counts(clip_
     (bare / "train" / "example" / lm68.LANDMARKS_FILE).unlink()
     with pytest.raises(InputError, match="scorr crop --dataset"):
         train(_guided_config(bare, tmp_path / "r2", landmarks=1.0), show_progress=False)
+    with pytest.raises(InputError, match="lip-region loss"):
+        train(_guided_config(bare, tmp_path / "r3", mouth=1.0), show_progress=False)
 
 
 def test_keypoint_warmup_trains_the_detector_alone_first(clip_dataset, tmp_path):
@@ -258,3 +275,48 @@ def test_keypoint_motion_benchmark_reads_a_dataset(clip_dataset, tmp_path):
     assert result["clips"] == 1 and result["rows"][0]["frames"] == 12
     assert 0.2 < result["median_target_slope"] < 1.5, result  # the example mouth barely moves: 0.33
     assert -1 <= result["median_r"] <= 1 and np.isfinite(result["median_slope"])
+
+
+def test_lip_region_loss_sees_the_mouth_and_nothing_else():
+    """The lip-region term crops around the driving lips: a prediction wrong only at the mouth costs it,
+    one wrong only away from the mouth costs nothing, and an item without landmarks counts zero."""
+    from scorr_cli.core.losses import LossConfig, ReconstructionLoss, crop_boxes, mouth_boxes
+
+    size = 64
+    lips = torch.tensor([[0.2, 0.4], [0.4, 0.4], [0.3, 0.35], [0.3, 0.45]]).unsqueeze(0)  # B×P×2, mouth at (0.3, 0.4)
+    boxes, valid = mouth_boxes(lips, scale=0.8, min_half=0.05)
+    assert valid.tolist() == [True] and torch.allclose(boxes, torch.tensor([[0.3, 0.4, 0.16]]))
+    target = torch.zeros(1, 3, size, size)
+    xs = (torch.arange(size) + 0.5) / size * 2 - 1
+    near_mouth = ((xs[None, :] - 0.3).abs() < 0.1) & ((xs[:, None] - 0.4).abs() < 0.1)  # [y, x]
+    crop = crop_boxes(near_mouth.float().expand(1, 3, size, size), boxes, 16)
+    assert crop[0, 0, 8, 8] == 1 and crop[0, 0, 0, 0] == 0  # the crop is centred on the mouth
+    loss = ReconstructionLoss(LossConfig(perceptual_backend="none", pixel=1.0, mouth=10.0, mouth_size=16))
+    open_mouth = target.clone()
+    open_mouth[:, :, near_mouth] = 1.0
+    far = target.clone()
+    far[:, :, :8, :8] = 1.0  # the top-left corner: no mouth there
+    assert loss(open_mouth, target, lips)["mouth"].item() > 1.0
+    assert loss(far, target, lips)["mouth"].item() == 0.0
+    assert loss(far, target, lips)["pixel"].item() > 0.0  # the whole-image term still sees it
+    none = torch.full_like(lips, float("nan"))
+    assert loss(open_mouth, target, none)["mouth"].item() == 0.0
+    assert "mouth" not in loss(open_mouth, target)  # no landmarks passed: no term
+    both = loss(open_mouth.expand(2, -1, -1, -1), target.expand(2, -1, -1, -1), torch.cat([lips, none]))
+    assert both["mouth"].item() == pytest.approx(loss(open_mouth, target, lips)["mouth"].item())  # mean over items with lips
+
+
+def test_mouth_contrast_pairs_pick_the_pair_whose_mouths_differ():
+    """data.mouth_pairs: of N drawn frame pairs the one with the largest mouth-opening difference; 1
+    keeps the paper's draw (the same frames as before the option existed)."""
+    from scorr_cli.train.data import mouth_contrast_pair
+
+    points = np.zeros((20, 68, 2), np.float32)
+    points[:, 36], points[:, 45] = (0, 0), (10, 0)  # eye corners: inter-ocular 10
+    points[:, 61:64, 1], points[:, 65:68, 1] = 20, 20  # closed mouth
+    points[7, 65:68, 1] = 25  # frame 7 opens it
+    points[3] = np.nan  # frame 3 has no face
+    rng = np.random.default_rng(0)
+    picked = [mouth_contrast_pair(points, [0, 1], 32, rng) for _ in range(5)]
+    assert all(7 in pair and 3 not in pair for pair in picked), picked
+    assert mouth_contrast_pair(points, [3, 5], 1, rng) == [3, 5]

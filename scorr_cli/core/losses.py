@@ -47,6 +47,12 @@ class LossConfig:
     # chance (its error, ~1.5 px at 128², is as large as a mouth opening); this one targets the motion that
     # relative animation transfers. Same decay as ``landmarks``.
     landmark_motion: float = 0.0
+    # Lip-region loss (not in the paper; LivePortrait's cascaded loss adds one): the reconstruction terms
+    # again on a ``mouth_size``² crop around the driving frame's lips (dlib points 48-67), L1 plus the
+    # perceptual layers scaled by ``mouth`` / 10. The mouth covers ~2% of a 128² face, so the whole-image
+    # terms barely ask the model to open it; this one does. Needs landmarks; 0 = off.
+    mouth: float = 0.0
+    mouth_size: int = 48
     pixel: float = 0.0
     ssim: float = 0.0
     perceptual_backend: PerceptualBackend = "vgg19"
@@ -63,8 +69,10 @@ class LossConfig:
                              f"expected one of {', '.join(PERCEPTUAL_BACKENDS)}")
         if len(self.perceptual) != 5:
             raise ValueError(f"perceptual needs 5 layer weights (relu1_1..relu5_1), got {len(self.perceptual)}")
-        if self.landmarks < 0 or self.landmarks_anneal_steps < 0 or self.landmark_motion < 0:
-            raise ValueError("landmarks, landmark_motion and landmarks_anneal_steps must be >= 0")
+        if self.landmarks < 0 or self.landmarks_anneal_steps < 0 or self.landmark_motion < 0 or self.mouth < 0:
+            raise ValueError("landmarks, landmark_motion, mouth and landmarks_anneal_steps must be >= 0")
+        if self.mouth_size < 8:
+            raise ValueError(f"mouth_size must be at least 8 pixels, got {self.mouth_size}")
         if not self.scales or any(not 0 < s <= 1 for s in self.scales):
             raise ValueError(f"pyramid scales must lie in (0, 1], got {self.scales}")
 
@@ -211,7 +219,9 @@ class ReconstructionLoss(nn.Module):
         self.pyramid = ImagePyramid(config.scales, num_channels)
         self.vgg = vgg if config.uses_perceptual else None
 
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor,
+                lips: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``lips``: B×20×2 driving lip landmarks in [-1, 1] (NaN: none) for the lip-region term."""
         cfg = self.config
         pred_pyr = self.pyramid(prediction)
         gt_pyr = self.pyramid(target)
@@ -222,7 +232,47 @@ class ReconstructionLoss(nn.Module):
             out["pixel"] = pixel_pyramid_loss(pred_pyr, gt_pyr, cfg.pixel)
         if cfg.ssim:
             out["ssim"] = ssim_pyramid_loss(pred_pyr, gt_pyr, cfg.ssim)
+        if cfg.mouth and lips is not None:
+            out["mouth"] = self.mouth_loss(prediction, target, lips)
         return out
+
+    def mouth_loss(self, prediction: torch.Tensor, target: torch.Tensor, lips: torch.Tensor) -> torch.Tensor:
+        """``mouth`` · (L1 + perceptual layers / 10) on crops around the driving lips; items without
+        landmarks count zero."""
+        cfg = self.config
+        boxes, valid = mouth_boxes(lips)
+        pred = crop_boxes(prediction, boxes, cfg.mouth_size)
+        with torch.no_grad():
+            gt = crop_boxes(target, boxes, cfg.mouth_size)
+        keep = valid.to(pred.dtype).view(-1, 1, 1, 1)
+        share = keep.mean().clamp_min(1e-6)  # the mean over the items that have lips
+        total = cfg.mouth * ((pred - gt).abs() * keep).mean() / share
+        if self.vgg is not None:
+            weights = tuple(w * cfg.mouth / 10.0 for w in cfg.perceptual)
+            total = total + perceptual_pyramid_loss(self.vgg, {1.0: pred * keep}, {1.0: gt * keep}, weights) / share
+        return total
+
+
+def mouth_boxes(lips: torch.Tensor, scale: float = 0.8, min_half: float = 0.12) -> tuple[torch.Tensor, torch.Tensor]:
+    """Square crop boxes around lip landmarks (B×P×2 in [-1, 1]): centre (B×2) and half side (B), and
+    which items have landmarks. The half side is ``scale`` × the mouth's width (corner to corner,
+    whatever the opening), at least ``min_half`` so a far face still gives a mouth-sized crop."""
+    valid = ~torch.isnan(lips).flatten(1).any(1)
+    pts = torch.where(valid.view(-1, 1, 1), lips, torch.zeros_like(lips))
+    centre = pts.mean(1)
+    width = (pts.max(1).values - pts.min(1).values)[:, 0]
+    half = (width * scale).clamp_min(min_half)
+    return torch.cat([centre, half[:, None]], 1), valid
+
+
+def crop_boxes(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear ``size``² crops of B×C×H×W images at boxes (B×3: centre x, y and half side in [-1, 1])."""
+    b = images.shape[0]
+    theta = images.new_zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = boxes[:, 2].to(images.dtype)
+    theta[:, :, 2] = boxes[:, :2].to(images.dtype)
+    grid = F.affine_grid(theta, [b, images.shape[1], size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def equivariance_losses(keypoint_net: KeypointNetwork, driving: torch.Tensor, kp_driving: Mapping[str, torch.Tensor],

@@ -51,6 +51,7 @@ KEYPOINT_GROUPS: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("chin", (7, 8, 9)),
 )
 GROUP_NAMES: tuple[str, ...] = tuple(name for name, _ in KEYPOINT_GROUPS)
+LIPS: tuple[int, ...] = tuple(range(48, 68))  # outer and inner lips: the lip-region loss's crop
 
 
 def group_matrix(dtype=np.float32) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from scorr_cli.errors import InputError
-from scorr_cli.faces.landmarks import flip_normalised, load_clip_landmarks
+from scorr_cli.faces.landmarks import flip_normalised, load_clip_landmarks, mouth_opening
 from scorr_cli.media.frames import FRAME_IMAGE_EXTS, frame_files, natural_key
 from scorr_cli.train import augment as aug
 
@@ -38,6 +38,10 @@ class DataConfig:
     id_sampling: bool = False
     split_len: int | None = None
     num_repeats: int = 1
+    # Mouth-contrast pairs (not in the paper): draw this many (source, driving) frame pairs per item and
+    # keep the one whose mouth openings (stored landmarks) differ most. Random pairs of a talking clip
+    # mostly show the same mouth, so the model is rarely asked to open or close one; 1 = the paper's draw.
+    mouth_pairs: int = 1
     seed: int = 0
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
 
@@ -48,6 +52,8 @@ class DataConfig:
             raise ValueError(f"frame_size must be at least 8, got {self.frame_size}")
         if self.num_repeats < 1:
             raise ValueError(f"num_repeats must be at least 1, got {self.num_repeats}")
+        if self.mouth_pairs < 1:
+            raise ValueError(f"mouth_pairs must be at least 1, got {self.mouth_pairs}")
 
 
 # The authors' dataset settings (config/vox1.yaml, config/celebvhq.yaml) as overrides of DataConfig.
@@ -278,6 +284,8 @@ class FramesDataset(Dataset):
         clip = group[int(rng.integers(len(group)))] if len(group) > 1 else group[0]
         clip.check()
         idx = sorted(int(i) for i in rng.choice(clip.num_frames, size=2, replace=True))
+        if self.config.mouth_pairs > 1 and clip.landmarks is not None:
+            idx = mouth_contrast_pair(clip.landmarks, idx, self.config.mouth_pairs, rng)
         raw = clip.read(idx)
         frames = [resize_frame(f, self.config.frame_size) for f in raw]
         params = aug.sample_params(self.config.augment, rng)
@@ -287,6 +295,17 @@ class FramesDataset(Dataset):
         points = item_landmarks(clip, idx, raw[0].shape[:2], params.horizontal_flip)
         return {"source": to_tensor(frames[0]), "driving": to_tensor(frames[1]), "name": clip.name,
                 "frame_indices": torch.tensor(idx), "landmarks": torch.from_numpy(points)}
+
+
+def mouth_contrast_pair(landmarks: np.ndarray, first: list[int], count: int, rng: np.random.Generator) -> list[int]:
+    """Of ``first`` and ``count - 1`` more random frame pairs, the one whose mouth openings differ most
+    (frames without landmarks never win over a pair that has them)."""
+    pairs = [first] + [sorted(int(i) for i in rng.choice(len(landmarks), size=2, replace=True))
+                       for _ in range(count - 1)]
+    opening = mouth_opening(landmarks)
+    contrast = [abs(float(opening[a] - opening[b])) for a, b in pairs]
+    contrast = [-1.0 if np.isnan(c) else c for c in contrast]
+    return pairs[int(np.argmax(contrast))]
 
 
 def item_landmarks(clip: Clip, indices: Sequence[int], frame_hw: tuple[int, int], hflip: bool) -> np.ndarray:

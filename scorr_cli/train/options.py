@@ -94,6 +94,13 @@ class TrainOptions:
         None, "Landmark motion guidance (not in the paper): pull each keypoint's driving − source displacement "
               "toward its landmark group's displacement with this weight (the size of a motion: mouth opening). "
               "0 = off (default).", min=0.0, metavar="WEIGHT", key="loss.landmark_motion")
+    mouth: Optional[float] = option(
+        None, "Lip-region loss (not in the paper): L1 + perceptual terms on a crop around the driving frame's "
+              "lips with this weight; needs landmarks.npy. 0 = off (default).", min=0.0, metavar="WEIGHT",
+        key="loss.mouth")
+    mouth_pairs: Optional[int] = option(
+        None, "Draw N frame pairs per training item and keep the one whose mouth openings differ most "
+              "(needs landmarks.npy; 1 = the paper's random pair).", min=1, metavar="N", key="data.mouth_pairs")
     vgg_weights: Optional[Path] = option(
         None, "ImageNet VGG-19 file (vgg19-dcbbe2e5.pth) (default: the torch hub cache).", key="run.vgg_weights")
     checkpoint_every: Optional[int] = option(

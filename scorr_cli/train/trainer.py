@@ -395,16 +395,17 @@ class Trainer:
     def _check_landmark_guidance(self) -> torch.Tensor:
         """The (groups × 68) averaging matrix; refuses guidance the model or the data cannot take."""
         groups = torch.from_numpy(landmarks68.group_matrix())
-        if self.cfg.loss.landmarks <= 0 and self.cfg.loss.landmark_motion <= 0:
+        lc = self.cfg.loss
+        if lc.landmarks <= 0 and lc.landmark_motion <= 0 and lc.mouth <= 0:
             return groups
-        if self.cfg.model.num_kp != groups.shape[0]:
+        if (lc.landmarks > 0 or lc.landmark_motion > 0) and self.cfg.model.num_kp != groups.shape[0]:
             raise InputError(f"landmark guidance pulls {groups.shape[0]} keypoints toward the landmark groups "
                              f"({', '.join(landmarks68.GROUP_NAMES)}); this model has num_kp {self.cfg.model.num_kp} "
                              "(set loss.landmarks: 0)")
         if not any(c.landmarks is not None for c in self.dataset.clips):
-            raise InputError(f"landmark guidance needs {landmarks68.LANDMARKS_FILE} in the clip folders of "
+            raise InputError(f"landmark guidance and the lip-region loss need {landmarks68.LANDMARKS_FILE} in the clip folders of "
                              f"{self.root}/train: build the set with 'scorr crop --dataset' (re-running it on a "
-                             "finished set adds them), or set loss.landmarks: 0")
+                             "finished set adds them), or set loss.landmarks, loss.landmark_motion and loss.mouth to 0")
         return groups
 
     # ------------------------------------------------------------------------------ init / resume
@@ -603,7 +604,8 @@ class Trainer:
         with ctx:
             with self._autocast():
                 out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, warmup)
-                losses = {} if warmup else dict(self.recon(out["prediction"], driving))
+                lips = batch["landmarks"][:, 1, list(landmarks68.LIPS)].to(self.device) if lc.mouth else None
+                losses = {} if warmup else dict(self.recon(out["prediction"], driving, lips))
             losses.update(out["losses"])
             total = sum(v.float().mean() for v in losses.values())
             (total / cfg.schedule.accum).backward()
