@@ -226,6 +226,28 @@ def test_cross_identity_from_photos_with_a_following_method(dataset, tmp_path, m
         EvalConfig(data=dataset, baselines=["copy-source"], sources=photos)
 
 
+def test_reconstruction_reports_mouth_and_eyes_follow_per_clip(dataset, monkeypatch):
+    """Reconstruction also scores the expression against the same person's frames: a method that outputs
+    the ground truth follows perfectly (1, 1), the still copy-source not at all (0, 0); medians over clips."""
+    from scorr_cli.evaluate import protocol
+
+    real_reconstruct = protocol._reconstruct
+    monkeypatch.setattr(protocol, "_reconstruct", lambda p, frames, bg: frames.clone() if p.method.name == "oracle"
+                        else real_reconstruct(p, frames, bg))
+    real_load = protocol.load_methods
+    monkeypatch.setattr(protocol, "load_methods",
+                        lambda config: (lambda m, s: (m + [protocol.Method("oracle", "baseline")], s))(*real_load(config)))
+    r = evaluate(EvalConfig(data=dataset, baselines=["copy-source"], max_frames=10, aed=False, lpips="none"))
+    oracle, still = r.summary["oracle"], r.summary["copy-source"]
+    for sig in ("mouth", "eyes"):
+        assert oracle[f"{sig}_corr"] == pytest.approx(1.0) and oracle[f"{sig}_amp"] == pytest.approx(1.0), sig
+        assert still[f"{sig}_corr"] == 0.0 and still[f"{sig}_amp"] == pytest.approx(0.0, abs=1e-9), sig
+    assert all(not math.isnan(c.values["mouth_corr"]) for c in r.clips)  # per clip too
+    off = evaluate(EvalConfig(data=dataset, baselines=["copy-source"], max_frames=2, akd=False, aed=False,
+                              lpips="none"))
+    assert "disabled" in off.skipped["mouth_corr"]
+
+
 def test_follow_scores_and_head_pose():
     from scorr_cli.evaluate import follow
     from scorr_cli.faces import get_detector

@@ -238,10 +238,11 @@ class FaceMetrics:
         return self.embedder.embed(image, face)
 
     def scores(self, preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
-               gt_cache: Optional[list] = None) -> dict[str, np.ndarray]:
+               gt_cache: Optional[list] = None, landmarks: Optional[list] = None) -> dict[str, np.ndarray]:
         """Per-frame ``akd`` (NaN where not counted), ``missing`` (1 if gt has a face and pred none, NaN if
         gt has none) and ``aed`` (NaN without an embedder). ``gt_cache``: per-frame (FaceInfo, embedding) of
-        the ground truth, computed once and shared by every method."""
+        the ground truth, computed once and shared by every method. ``landmarks``: a list that gets each
+        frame's (pred, gt) 68 landmarks (None where no face) when AKD runs."""
         n = len(preds)
         akd = np.full(n, np.nan)
         missing = np.full(n, np.nan)
@@ -255,6 +256,8 @@ class FaceMetrics:
                 if gt_cache is not None:
                     gt_cache[i] = (gi, ge)
             pi = self.face(p)
+            if self.akd and landmarks is not None:
+                landmarks.append((pi.landmarks, gi.landmarks))
             if self.akd and gi.landmarks is not None:
                 missing[i] = float(pi.landmarks is None)
                 if pi.landmarks is not None:

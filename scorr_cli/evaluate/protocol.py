@@ -36,9 +36,12 @@ from scorr_cli.evaluate.follow import FOLLOW_METRICS, follow_scores, rotation_di
 from scorr_cli.fsutil import sha256_file
 
 BASELINES = ("copy-source",)
-RECON_METRICS = ("l1", "psnr", "ssim", "lpips", "akd", "mkr", "aed")
+# Reconstruction also reports how well the expression follows the (same person's) driving frames: mouth
+# and eyes, correlation and amplitude per clip, from the landmarks AKD already finds.
+RECON_FOLLOW_METRICS = tuple(f"{s}_{k}" for s in ("mouth", "eyes") for k in ("corr", "amp"))
+RECON_METRICS = ("l1", "psnr", "ssim", "lpips", "akd", "mkr", "aed", *RECON_FOLLOW_METRICS)
 CROSS_METRICS = (*FOLLOW_METRICS, "aed", "ard", "auh")
-# cross mode: the summary of these is the median of the per-pair values (one number per pair)
+# the summary of these is the median of the per-pair (per-clip) values: one number per sequence
 PER_PAIR_METRICS = frozenset(FOLLOW_METRICS)
 DEFAULT_SIZE = 256
 
@@ -308,13 +311,29 @@ def _jobs(config: EvalConfig, clips: list, size: int, detector) -> list[tuple[An
 
 
 def _recon_scores(pred: torch.Tensor, gt: torch.Tensor, gt_u8, gt_cache: list, lpips_model,
-                  faces: M.FaceMetrics) -> dict[str, np.ndarray]:
+                  faces: M.FaceMetrics, landmarks: Optional[list] = None) -> dict[str, np.ndarray]:
     vals = {"l1": M.l1(pred, gt), "psnr": M.psnr(pred, gt), "ssim": M.ssim(pred, gt)}
     if lpips_model is not None:
         vals["lpips"] = lpips_model.score01(pred, gt)
     if gt_u8 is not None:
-        vals.update(faces.scores(M.to_uint8(pred), gt_u8, gt_cache))
+        vals.update(faces.scores(M.to_uint8(pred), gt_u8, gt_cache, landmarks))
     return vals
+
+
+class _ReconFollow:
+    """Same-identity follow: per method, the follow signals of its reconstructions and of their ground
+    truth (from the landmarks AKD finds), scored per clip."""
+
+    def __init__(self, methods: list[Method], size: int):
+        self.size = (size, size)
+        self.pairs: dict[str, list] = {m.name: [] for m in methods}  # (pred, gt) landmarks per frame
+
+    def follow(self, method: str) -> dict[str, float]:
+        pairs = self.pairs[method]
+        out = sequence_signals([p for p, _ in pairs], self.size)
+        gt = sequence_signals([g for _, g in pairs], self.size)
+        scores = follow_scores(out, gt)
+        return {k: scores[k] for k in RECON_FOLLOW_METRICS}
 
 
 class _CrossPair:
@@ -387,7 +406,8 @@ def _face_tools(config: EvalConfig, skipped: dict[str, str]) -> tuple[Any, Any, 
     """(68-point detector, identity embedder, detector name); what is missing is recorded in ``skipped``."""
     want_akd = config.akd and not config.cross
     if not config.cross and not config.akd:
-        skipped["akd"] = skipped["mkr"] = "AKD/MKR skipped: disabled (--no-akd)"
+        for m in ("akd", "mkr", *RECON_FOLLOW_METRICS):
+            skipped[m] = "AKD/MKR and the mouth/eyes follow skipped: disabled (--no-akd)"
     if not config.aed:
         skipped["aed"] = "AED skipped: disabled (--no-aed)"
     detector = embedder = None
@@ -398,7 +418,8 @@ def _face_tools(config: EvalConfig, skipped: dict[str, str]) -> tuple[Any, Any, 
             detector = get_detector(config.detector)
         except (ScorrError, ImportError, RuntimeError) as e:
             if want_akd:
-                skipped["akd"] = skipped["mkr"] = f"AKD/MKR skipped: no 68-point face landmarker available ({e})"
+                for m in ("akd", "mkr", *RECON_FOLLOW_METRICS):
+                    skipped[m] = f"AKD/MKR and the mouth/eyes follow skipped: no 68-point face landmarker available ({e})"
             if config.cross:
                 for m in ("ard", *FOLLOW_METRICS):
                     skipped[m] = f"{m} skipped: no 68-point face landmarker available ({e})"
@@ -462,10 +483,11 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
         prepared = [_prepare(m, source) for m in methods]
         clip_accs = {m.name: _Acc() for m in methods}
         run = _CrossPair(faces, source, methods, size) if config.cross else None
+        same = _ReconFollow(methods, size) if (faces.akd and not config.cross) else None
         total = drv_clip.num_frames if config.max_frames is None else min(config.max_frames, drv_clip.num_frames)
         n = 0
         for gt in _batched(_frames(drv_clip, config.max_frames), config.batch_size):
-            for name, vals in _score_batch(config, prepared, gt, run, faces, lpips_model):
+            for name, vals in _score_batch(config, prepared, gt, run, faces, lpips_model, same):
                 for metric, v in vals.items():
                     accs[name].add(metric, v)
                     clip_accs[name].add(metric, v)
@@ -474,14 +496,14 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
             report("frames", n, total)
         for m in methods:
             values = {x: clip_accs[m.name].mean(x) for x in metric_names}
-            if run is not None:
-                values.update(run.follow(m.name))
-                for x in PER_PAIR_METRICS:
-                    per_pair[m.name][x].append(values[x])
+            follow = run.follow(m.name) if run is not None else same.follow(m.name) if same is not None else {}
+            values.update(follow)
+            for x, v in follow.items():
+                per_pair[m.name][x].append(v)
             rows.append(ClipResult(m.name, src.name, drv_clip.name if config.cross else None, n, values))
     report("clips", len(jobs), len(jobs))
-    summary = {m.name: {x: _median(per_pair[m.name][x]) if x in per_pair[m.name] and config.cross
-                        else accs[m.name].mean(x) for x in metric_names} for m in methods}
+    summary = {m.name: {x: _median(per_pair[m.name][x]) if x in PER_PAIR_METRICS else accs[m.name].mean(x)
+                        for x in metric_names} for m in methods}
     _explain_unmeasured(summary, metric_names, skipped, cropper, size)
     identical = {m.name: accs[m.name].identical for m in methods}
     return EvalResult(config, methods, rows, summary, identical, frames_seen, skipped, metric_names, size,
@@ -489,7 +511,8 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
 
 
 def _score_batch(config: EvalConfig, prepared: list, gt: torch.Tensor, run: Optional["_CrossPair"],
-                 faces: Any, lpips_model: Any) -> Iterator[tuple[str, dict[str, float]]]:
+                 faces: Any, lpips_model: Any, same: Optional[_ReconFollow] = None
+                 ) -> Iterator[tuple[str, dict[str, float]]]:
     """Each method's scores on one batch of driving frames: follow signals of its output (cross-identity)
     or reconstruction metrics against the frames."""
     gt_u8 = M.to_uint8(gt) if (faces.active or run is not None) else None
@@ -501,7 +524,8 @@ def _score_batch(config: EvalConfig, prepared: list, gt: torch.Tensor, run: Opti
             yield p.method.name, run.add_output(p.method.name, M.to_uint8(_cross(p, gt)))
         else:
             yield p.method.name, _recon_scores(_reconstruct(p, gt, config.use_background), gt, gt_u8, gt_cache,
-                                               lpips_model, faces)
+                                               lpips_model, faces,
+                                               same.pairs[p.method.name] if same is not None else None)
 
 
 def _explain_unmeasured(summary: dict, metric_names: tuple, skipped: dict[str, str], cropper: Any, size: int) -> None:

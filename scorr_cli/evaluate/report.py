@@ -28,7 +28,7 @@ LABELS = {"l1": "L1 ↓", "psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIP
 PROTOCOLS = {
     "reconstruction": "frame 0 of each clip is the source; every frame (0 included) drives it with absolute "
                       "keypoints (background motion when the model has it); metrics on lossless frames in "
-                      "memory, averaged over all frames of all clips",
+                      "memory, averaged over all frames of all clips; mouth/eyes follow per clip, median over clips",
     "cross": "a source (frame 0 of a clip, or a face crop of a --sources photo) animated by a clip of another "
              "identity (relative motion from the driving clip's first frame); follow metrics per pair, their "
              "median over pairs in the summary; ARD against the driving's head pose; AED against the source face",
@@ -133,8 +133,10 @@ def summary_json(result: EvalResult) -> dict[str, Any]:
                    "cv2.solvePnP of eye-corner and nose landmarks on a generic 3-D face; roll: the eye line)",
             "<signal>_corr": "Pearson correlation of the signal between output and driving frames of a pair "
                              "(0 when the output does not vary); signals: mouth = inner-lip gap / eye-corner "
-                             "distance, eyes = eye aspect ratio, yaw/pitch/roll = head pose; median over pairs",
-            "<signal>_amp": "standard deviation of the output's signal over the driving's; median over pairs",
+                             "distance, eyes = eye aspect ratio, yaw/pitch/roll = head pose; median over pairs "
+                             "(reconstruction: mouth and eyes against the ground-truth frames, median over clips)",
+            "<signal>_amp": "standard deviation of the output's signal over the driving's; median over pairs "
+                            "(reconstruction: over clips)",
         },
         "methods": [m.describe() for m in result.methods],
         "frames": result.frames,
