@@ -8,7 +8,13 @@ pixel of gap). The landmark groups' own centres, the guidance target, give the s
 reach (~0.9). A keypoint slope far below it means the keypoints under-move the mouth, and no renderer
 can open a mouth its keypoints do not open.
 
-    python benchmarks/keypoint_motion.py DATASET [--checkpoint NAME|PATH ...] [--max-frames 120]
+``--render`` asks the other half: does the renderer open a mouth when its keypoints do move? Each clip is
+reconstructed from its frame 0 twice: driven by the keypoints the model detects (the reconstruction
+protocol), and by its source keypoints moved exactly as the landmark groups move (the guidance targets'
+displacement, frame minus frame 0). dlib's mouth opening of the outputs (at the model's resolution) is
+compared with the frames' own: correlation and amplitude ratio, and the reconstruction L1 of each.
+
+    python benchmarks/keypoint_motion.py DATASET [--checkpoint NAME|PATH ...] [--max-frames 120] [--render]
 
 Prints a table and one JSON line per checkpoint (median over clips).
 """
@@ -67,11 +73,57 @@ def measure(engine, clip: Path, limit: int) -> dict:
             "target_slope": float(np.polyfit(gap, target_gap, 1)[0])}
 
 
+def render_follow(engine, detector, clip: Path, limit: int) -> dict:
+    """Mouth follow and L1 of reconstructions driven by the detected keypoints and by landmark-moved ones."""
+    import torch
+
+    from scorr_cli.core.transfer import TransferOptions
+    from scorr_cli.evaluate.follow import amplitude, pearson
+    from scorr_cli.faces import landmarks as lm68
+    from scorr_cli.pipeline.render import images_to_tensor
+
+    frames, landmarks = clip_frames(clip, limit)
+    ok = np.isfinite(landmarks).all(axis=(1, 2))
+    frames, landmarks = frames[ok], landmarks[ok]
+    x = engine._to_device(images_to_tensor(list(frames)))
+    targets = torch.from_numpy(np.einsum("gk,nkc->ngc", lm68.group_matrix(),
+                                         lm68.to_normalised(landmarks, frames.shape[1]))).float()
+    state = engine.prepare(x[:1])
+    detected = [engine.detect(x[i:i + 8]) for i in range(0, len(x), 8)]
+    absolute = TransferOptions("absolute")
+    truth = lm68.mouth_opening(np.stack([_points(detector, f) for f in _uint8(x)]))
+    out = {"clip": clip.name, "frames": int(len(x))}
+    for name in ("detected", "landmark_moved"):
+        parts = []
+        for i, kp in zip(range(0, len(x), 8), detected):
+            if name == "landmark_moved":  # the detected jacobians, positions moved by the landmark groups
+                kp = {**kp, "kp": state.prepared.kp["kp"] + (targets[i:i + 8] - targets[:1])}
+            parts.append(engine.animate(state, None, absolute, kp_driving=kp).prediction)
+        pred = torch.cat(parts)
+        opening = lm68.mouth_opening(np.stack([_points(detector, f) for f in _uint8(pred)]))
+        out[name] = {"l1": float((pred - x.cpu()).abs().mean()), "mouth_r": pearson(opening, truth),
+                     "mouth_amp": amplitude(opening, truth)}
+    return out
+
+
+def _uint8(batch) -> list[np.ndarray]:
+    return list((batch.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8))
+
+
+def _points(detector, image: np.ndarray) -> np.ndarray:
+    faces = detector.detect(image)
+    if not faces or faces[0].landmarks68 is None:
+        return np.full((68, 2), np.nan)
+    return np.asarray(max(faces, key=lambda f: f.area).landmarks68, dtype=np.float64)[:, :2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", type=Path, help="a scorr crop --dataset folder with test/ clips and landmarks")
     ap.add_argument("--checkpoint", action="append", default=None, help="checkpoint(s) (default: the default weights)")
     ap.add_argument("--max-frames", type=int, default=120)
+    ap.add_argument("--render", action="store_true",
+                    help="also render: mouth follow with detected vs landmark-moved keypoints")
     args = ap.parse_args()
 
     from scorr_cli.faces.landmarks import LANDMARKS_FILE
@@ -95,6 +147,24 @@ def main() -> None:
         print(f"median: r {med['r']:.2f}, slope {med['slope']:.2f} (target {med['target_slope']:.2f})")
         print(json.dumps({"benchmark": "keypoint_motion", "checkpoint": name or "default", "clips": len(rows),
                           **{f"median_{k}": round(v, 3) for k, v in med.items()}, "rows": rows}))
+        if args.render:
+            from scorr_cli.faces import get_detector
+
+            detector = get_detector("dlib")
+            rendered = [render_follow(engine, detector, clip, args.max_frames) for clip in clips]
+            print("| clip | keypoints | L1 | mouth r | mouth amplitude |")
+            print("|---|---|---|---|---|")
+            for r in rendered:
+                for kind in ("detected", "landmark_moved"):
+                    print(f"| {r['clip'][:40]} | {kind} | {r[kind]['l1']:.4f} | {r[kind]['mouth_r']:.2f} | "
+                          f"{r[kind]['mouth_amp']:.2f} |")
+            summary = {kind: {k: statistics.median(r[kind][k] for r in rendered) for k in ("l1", "mouth_r", "mouth_amp")}
+                       for kind in ("detected", "landmark_moved")}
+            for kind, v in summary.items():
+                print(f"median, {kind} keypoints: L1 {v['l1']:.4f}, mouth r {v['mouth_r']:.2f}, "
+                      f"amplitude {v['mouth_amp']:.2f}")
+            print(json.dumps({"benchmark": "keypoint_motion_render", "checkpoint": name or "default",
+                              "clips": len(rendered), "median": summary, "rows": rendered}))
 
 
 if __name__ == "__main__":

@@ -270,11 +270,18 @@ def test_keypoint_motion_benchmark_reads_a_dataset(clip_dataset, tmp_path):
     root = tmp_path / "ds"
     shutil.copytree(clip_dataset / "train" / "example", root / "test" / "example")
     out = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "keypoint_motion.py"),
-                          str(root), "--max-frames", "12"], capture_output=True, text=True, timeout=300, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+                          str(root), "--max-frames", "12", "--render"], capture_output=True, text=True, timeout=300,
+                         check=True)
+    line, rendered = [x for x in out.stdout.splitlines() if x.startswith("{")]
+    result = json.loads(line)
     assert result["clips"] == 1 and result["rows"][0]["frames"] == 12
     assert 0.2 < result["median_target_slope"] < 1.5, result  # the example mouth barely moves: 0.33
     assert -1 <= result["median_r"] <= 1 and np.isfinite(result["median_slope"])
+    # --render: both reconstructions look like the clip (the example portrait's own frames); moving the
+    # keypoints by the landmarks instead changes the frames
+    rows = json.loads(rendered)["rows"][0]
+    assert rows["frames"] == 12 and 0 < rows["detected"]["l1"] < 0.1 and 0 < rows["landmark_moved"]["l1"] < 0.1, rows
+    assert rows["detected"]["l1"] != rows["landmark_moved"]["l1"]
 
 
 def test_lip_region_loss_sees_the_mouth_and_nothing_else():
