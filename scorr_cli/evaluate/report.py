@@ -25,6 +25,8 @@ LABELS = {"l1": "L1 ↓", "psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIP
           "mkr": "MKR ↓", "aed": "AED ↓", "ard": "ARD ↓ (°)", "auh": "AUH ↓",
           **{f"{s}_corr": f"{s} correlation ↑" for s in SIGNALS},
           **{f"{s}_amp": f"{s} amplitude ratio (1 = driving's)" for s in SIGNALS}}
+# The reconstruction table has one column per metric: the follow metrics get short headers there.
+COLUMN_LABELS = {**{f"{s}_corr": f"{s} r ↑" for s in SIGNALS}, **{f"{s}_amp": f"{s} amp" for s in SIGNALS}}
 PROTOCOLS = {
     "reconstruction": "frame 0 of each clip is the source; every frame (0 included) drives it with absolute "
                       "keypoints (background motion when the model has it); metrics on lossless frames in "
@@ -44,7 +46,8 @@ def _fmt(metric: str, v: float) -> str:
 
 
 def render_table(result: EvalResult):
-    """One row per method (reconstruction); cross mode has many follow metrics, so one row per metric."""
+    """One row per method (reconstruction, its expression follow in a second table); cross mode has many
+    follow metrics, so one row per metric."""
     from rich.table import Table
 
     mode = "cross-identity" if result.config.cross else "reconstruction"
@@ -61,15 +64,29 @@ def render_table(result: EvalResult):
             table.add_row(LABELS.get(metric, metric), *[_fmt(metric, result.summary[m.name][metric])
                                                         for m in result.methods])
         return table
+    pixels = [m for m in shown if m not in COLUMN_LABELS]
+    follow = [m for m in shown if m in COLUMN_LABELS]
+    _method_rows(table, result, pixels, frames=True)
+    if not follow:
+        return table
+    from rich.console import Group
+
+    expression = Table(title="expression follow, medians over clips",
+                       caption="r: correlation with the ground truth; amp: amplitude ratio (1 = equal)")
+    _method_rows(expression, result, follow, frames=False)
+    return Group(table, expression)
+
+
+def _method_rows(table, result: EvalResult, metrics: list[str], frames: bool) -> None:
+    """A method column, then one column per metric; one row per method."""
     table.add_column("method", no_wrap=True, min_width=11)
-    table.add_column("frames", justify="right")
-    for m in shown:
-        table.add_column(LABELS.get(m, m), justify="right")
+    if frames:
+        table.add_column("frames", justify="right")
+    for m in metrics:
+        table.add_column(COLUMN_LABELS.get(m, LABELS.get(m, m)), justify="right")
     for method in result.methods:
-        row = [method.name, str(result.frames.get(method.name, 0))]
-        row += [_fmt(m, result.summary[method.name][m]) for m in shown]
-        table.add_row(*row)
-    return table
+        row = [method.name] + ([str(result.frames.get(method.name, 0))] if frames else [])
+        table.add_row(*row, *[_fmt(m, result.summary[method.name][m]) for m in metrics])
 
 
 def skipped_lines(result: EvalResult) -> list[str]:
