@@ -54,12 +54,16 @@ def lip_keypoints(engine, frames: np.ndarray) -> np.ndarray:
                           for i in range(0, len(frames), 16)]).numpy()
 
 
-def measure(engine, clip: Path, limit: int) -> dict:
-    from scorr_cli.faces import landmarks as lm68
-
+def usable_frames(clip: Path, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`clip_frames` without the frames that have no landmarks."""
     frames, landmarks = clip_frames(clip, limit)
     ok = np.isfinite(landmarks).all(axis=(1, 2))
-    frames, landmarks = frames[ok], landmarks[ok]
+    return frames[ok], landmarks[ok]
+
+
+def measure(engine, clip: Path, frames: np.ndarray, landmarks: np.ndarray) -> dict:
+    from scorr_cli.faces import landmarks as lm68
+
     size = engine.size
     to_model = size / frames.shape[1]
     gap = np.linalg.norm(landmarks[:, 66] - landmarks[:, 62], axis=1) * to_model
@@ -73,25 +77,29 @@ def measure(engine, clip: Path, limit: int) -> dict:
             "target_slope": float(np.polyfit(gap, target_gap, 1)[0])}
 
 
-def render_follow(engine, detector, clip: Path, limit: int) -> dict:
-    """Mouth follow and L1 of reconstructions driven by the detected keypoints and by landmark-moved ones."""
+def render_follow(engine, faces, clip: Path, frames: np.ndarray, landmarks: np.ndarray) -> dict:
+    """Mouth follow and L1 of reconstructions driven by the detected keypoints and by landmark-moved ones;
+    ``faces``: the evaluation's :class:`~scorr_cli.evaluate.metrics.FaceMetrics` (dlib's landmarks)."""
     import torch
 
     from scorr_cli.core.transfer import TransferOptions
-    from scorr_cli.evaluate.follow import amplitude, pearson
+    from scorr_cli.evaluate.follow import SIGNALS, amplitude, pearson, sequence_signals
+    from scorr_cli.evaluate.metrics import to_uint8
     from scorr_cli.faces import landmarks as lm68
     from scorr_cli.pipeline.render import images_to_tensor
 
-    frames, landmarks = clip_frames(clip, limit)
-    ok = np.isfinite(landmarks).all(axis=(1, 2))
-    frames, landmarks = frames[ok], landmarks[ok]
+    def mouth(batch: torch.Tensor) -> np.ndarray:  # the follow metric's mouth signal of each frame
+        images = to_uint8(batch)
+        signals = sequence_signals([faces.face(f).landmarks for f in images], images[0].shape[:2])
+        return signals[:, SIGNALS.index("mouth")]
+
     x = engine._to_device(images_to_tensor(list(frames)))
     targets = torch.from_numpy(np.einsum("gk,nkc->ngc", lm68.group_matrix(),
                                          lm68.to_normalised(landmarks, frames.shape[1]))).float()
     state = engine.prepare(x[:1])
     detected = [engine.detect(x[i:i + 8]) for i in range(0, len(x), 8)]
     absolute = TransferOptions("absolute")
-    truth = lm68.mouth_opening(np.stack([_points(detector, f) for f in _uint8(x)]))
+    truth = mouth(x)
     out = {"clip": clip.name, "frames": int(len(x))}
     for name in ("detected", "landmark_moved"):
         parts = []
@@ -100,21 +108,10 @@ def render_follow(engine, detector, clip: Path, limit: int) -> dict:
                 kp = {**kp, "kp": state.prepared.kp["kp"] + (targets[i:i + 8] - targets[:1])}
             parts.append(engine.animate(state, None, absolute, kp_driving=kp).prediction)
         pred = torch.cat(parts)
-        opening = lm68.mouth_opening(np.stack([_points(detector, f) for f in _uint8(pred)]))
+        opening = mouth(pred)
         out[name] = {"l1": float((pred - x.cpu()).abs().mean()), "mouth_r": pearson(opening, truth),
                      "mouth_amp": amplitude(opening, truth)}
     return out
-
-
-def _uint8(batch) -> list[np.ndarray]:
-    return list((batch.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8))
-
-
-def _points(detector, image: np.ndarray) -> np.ndarray:
-    faces = detector.detect(image)
-    if not faces or faces[0].landmarks68 is None:
-        return np.full((68, 2), np.nan)
-    return np.asarray(max(faces, key=lambda f: f.area).landmarks68, dtype=np.float64)[:, :2]
 
 
 def main() -> None:
@@ -134,9 +131,20 @@ def main() -> None:
         if (args.dataset / "test").is_dir() else []
     if not clips:
         raise SystemExit(f"{args.dataset}/test: no clip folders with {LANDMARKS_FILE} (build it with scorr crop --dataset)")
+    faces = None
+    if args.render:
+        from scorr_cli.evaluate.metrics import FaceMetrics
+        from scorr_cli.faces import get_detector
+
+        faces = FaceMetrics(get_detector("dlib"))
     for name in args.checkpoint or [None]:
         engine = load_engine(RenderOptions(checkpoint=name, precision="fp32", device="cpu"))
-        rows = [measure(engine, clip, args.max_frames) for clip in clips]
+        rows, rendered = [], []
+        for clip in clips:  # each clip read once for both measures
+            frames, landmarks = usable_frames(clip, args.max_frames)
+            rows.append(measure(engine, clip, frames, landmarks))
+            if faces is not None:
+                rendered.append(render_follow(engine, faces, clip, frames, landmarks))
         print(f"{name or 'default weights'}: keypoint lip distance vs dlib's inner-lip gap, px at {engine.size}²")
         print("| clip | frames | gap std px | r | slope | target slope |")
         print("|---|---|---|---|---|---|")
@@ -148,10 +156,6 @@ def main() -> None:
         print(json.dumps({"benchmark": "keypoint_motion", "checkpoint": name or "default", "clips": len(rows),
                           **{f"median_{k}": round(v, 3) for k, v in med.items()}, "rows": rows}))
         if args.render:
-            from scorr_cli.faces import get_detector
-
-            detector = get_detector("dlib")
-            rendered = [render_follow(engine, detector, clip, args.max_frames) for clip in clips]
             print("| clip | keypoints | L1 | mouth r | mouth amplitude |")
             print("|---|---|---|---|---|")
             for r in rendered:
