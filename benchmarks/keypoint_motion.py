@@ -14,7 +14,15 @@ protocol), and by its source keypoints moved exactly as the landmark groups move
 displacement, frame minus frame 0). dlib's mouth opening of the outputs (at the model's resolution) is
 compared with the frames' own: correlation and amplitude ratio, and the reconstruction L1 of each.
 
-    python benchmarks/keypoint_motion.py DATASET [--checkpoint NAME|PATH ...] [--max-frames 120] [--render]
+``--flow`` asks the motion field itself, with no detector on generated frames: in the same
+reconstructions (detected keypoints), where does the final flow send each driving landmark, against
+where that landmark is in the source (frame 0)? The mean error per coordinate in pixels at the model's
+resolution, over all 68 points and over the 20 lip points, and the error of the inner-lip gap (62-66)
+the flow implies against the source's (the mouth opening, apart from head motion), each next to the
+same error of a still flow (no motion); their ratio is the share of the motion the field misses (1 = it
+moves nothing, 0 = every landmark lands where it should). This is what ``loss.landmark_flow`` trains.
+
+    python benchmarks/keypoint_motion.py DATASET [--checkpoint NAME|PATH ...] [--max-frames 120] [--render] [--flow]
 
 Prints a table and one JSON line per checkpoint (median over clips).
 """
@@ -114,6 +122,46 @@ def render_follow(engine, faces, clip: Path, frames: np.ndarray, landmarks: np.n
     return out
 
 
+def flow_follow(engine, clip: Path, frames: np.ndarray, landmarks: np.ndarray) -> dict:
+    """Landmark errors of the final flow against a still flow, px at the model's size: all 68 points, the
+    20 lip points, and the inner-lip opening (62-66)."""
+    import torch
+
+    from scorr_cli.core.losses import flow_destinations
+    from scorr_cli.core.transfer import TransferOptions
+    from scorr_cli.faces import landmarks as lm68
+    from scorr_cli.pipeline.render import images_to_tensor
+
+    x = engine._to_device(images_to_tensor(list(frames)))
+    points = torch.from_numpy(lm68.to_normalised(landmarks, frames.shape[1])).float()
+    state = engine.prepare(x[:1])
+    absolute = TransferOptions("absolute")
+    with torch.no_grad():
+        sent = []
+        for i in range(0, len(x), 8):
+            out = engine.animate(state, None, absolute, kp_driving=engine.detect(x[i:i + 8]))
+            # the field that warps the image: the finest refined level (prior-only: the prior's grid)
+            sent.append(flow_destinations(out.refiner.flows[-1:], points[i:i + 8], out.dense["deformation"])[0])
+    sent = torch.cat(sent).numpy()
+    truth, still = points[:1].numpy(), points.numpy()  # where each landmark should land; a still flow's landing
+    px = (engine.size - 1) / 2
+
+    def error(landing: np.ndarray, idx: list[int]) -> float:
+        return float(np.abs(landing[:, idx] - truth[:, idx]).mean() * px)
+
+    def opening_error(landing: np.ndarray) -> float:  # the vertical inner-lip gap the flow implies
+        gap = landing[:, 66, 1] - landing[:, 62, 1]
+        return float(np.abs(gap - (truth[:, 66, 1] - truth[:, 62, 1])).mean() * px)
+
+    out = {"clip": clip.name, "frames": int(len(x))}
+    for region, idx in (("all", list(range(68))), ("lips", list(lm68.LIPS))):
+        model_err, still_err = error(sent, idx), error(still, idx)
+        out[region] = {"model_px": model_err, "still_px": still_err, "missed": model_err / max(still_err, 1e-9)}
+    model_err, still_err = opening_error(sent), opening_error(still)
+    out["opening"] = {"model_px": model_err, "still_px": still_err, "missed": model_err / max(still_err, 1e-9)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dataset", type=Path, help="a scorr crop --dataset folder with test/ clips and landmarks")
@@ -121,6 +169,8 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=120)
     ap.add_argument("--render", action="store_true",
                     help="also render: mouth follow with detected vs landmark-moved keypoints")
+    ap.add_argument("--flow", action="store_true",
+                    help="also score the final flow at the landmarks (all 68, lips) against a still flow")
     args = ap.parse_args()
 
     from scorr_cli.faces.landmarks import LANDMARKS_FILE
@@ -139,12 +189,14 @@ def main() -> None:
         faces = FaceMetrics(get_detector("dlib"))
     for name in args.checkpoint or [None]:
         engine = load_engine(RenderOptions(checkpoint=name, precision="fp32", device="cpu"))
-        rows, rendered = [], []
-        for clip in clips:  # each clip read once for both measures
+        rows, rendered, flowed = [], [], []
+        for clip in clips:  # each clip read once for every measure
             frames, landmarks = usable_frames(clip, args.max_frames)
             rows.append(measure(engine, clip, frames, landmarks))
             if faces is not None:
                 rendered.append(render_follow(engine, faces, clip, frames, landmarks))
+            if args.flow:
+                flowed.append(flow_follow(engine, clip, frames, landmarks))
         print(f"{name or 'default weights'}: keypoint lip distance vs dlib's inner-lip gap, px at {engine.size}²")
         print("| clip | frames | gap std px | r | slope | target slope |")
         print("|---|---|---|---|---|---|")
@@ -169,6 +221,20 @@ def main() -> None:
                       f"amplitude {v['mouth_amp']:.2f}")
             print(json.dumps({"benchmark": "keypoint_motion_render", "checkpoint": name or "default",
                               "clips": len(rendered), "median": summary, "rows": rendered}))
+        if args.flow:
+            regions = ("all", "lips", "opening")
+            print("| clip | " + " | ".join(f"{g}: flow px | still px | missed" for g in regions) + " |")
+            print("|---|" + "---|" * 3 * len(regions))
+            for r in flowed:
+                print(f"| {r['clip'][:40]} | " + " | ".join(
+                    f"{r[g]['model_px']:.2f} | {r[g]['still_px']:.2f} | {r[g]['missed']:.2f}" for g in regions) + " |")
+            fsum = {g: {k: statistics.median(r[g][k] for r in flowed) for k in ("model_px", "still_px", "missed")}
+                    for g in regions}
+            for g, v in fsum.items():
+                print(f"median, {g}: flow error {v['model_px']:.2f} px, still {v['still_px']:.2f} px, "
+                      f"missed share {v['missed']:.2f}")
+            print(json.dumps({"benchmark": "keypoint_motion_flow", "checkpoint": name or "default",
+                              "clips": len(flowed), "median": fsum, "rows": flowed}))
 
 
 if __name__ == "__main__":

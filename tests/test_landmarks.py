@@ -184,6 +184,46 @@ def test_training_with_the_lip_region_loss_and_mouth_pairs_logs_it(clip_dataset,
     assert train(cfg, show_progress=False).history[0]["pixel"] != plain[0]["pixel"]
 
 
+def test_landmark_flow_loss_scores_where_the_flow_sends_each_driving_landmark():
+    """A flow that carries every driving landmark onto its source landmark costs nothing; a still flow
+    costs the landmarks' displacement; NaN points and points outside the image are left out; without
+    refined flows the prior's sampling grid is scored."""
+    from scorr_cli.core.losses import LossConfig, landmark_flow_loss
+
+    size = 17  # level pixels; 8 pixels per [-1, 1] unit
+    drv = torch.tensor([[0.0, 0.0], [0.5, -0.25], [-0.5, 0.5], [float("nan"), 0.0], [0.2, 1.5]])
+    shift = torch.tensor([0.25, -0.125])  # the source lies this far from the driving, every point
+    lm = torch.stack([drv + shift, drv])[None]  # B×2×P×2 (source, driving)
+    exact = (shift * 8).view(1, 2, 1, 1).expand(1, 2, size, size).clone().requires_grad_(True)
+    still = torch.zeros(1, 2, size, size, requires_grad=True)
+    assert landmark_flow_loss([exact], lm, 10.0).item() == pytest.approx(0.0, abs=1e-6)
+    loss = landmark_flow_loss([still], lm, 10.0)
+    assert loss.item() == pytest.approx(10 * shift.abs().mean().item())  # 3 valid points, each off by the shift
+    loss.backward()
+    assert still.grad[0, 0].sum() < 0 and still.grad[0, 1].sum() > 0  # descent moves toward the shift
+    assert landmark_flow_loss([still, exact], lm, 10.0).item() == pytest.approx(loss.item() / 2)  # levels averaged
+    wrong_mouth = exact.detach().clone()
+    wrong_mouth[0, :, 5:8, 11:14] = 0.0  # only around the second point (0.5, -0.25): row 6, column 12
+    assert landmark_flow_loss([wrong_mouth], lm, 1.0).item() == pytest.approx(shift.abs().mean().item() / 3)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    identity = torch.stack([xs, ys], -1)[None]  # the prior's grid: B×h×w×2 in [-1, 1]
+    assert landmark_flow_loss([], lm, 1.0, identity).item() == pytest.approx(shift.abs().mean().item(), abs=1e-5)
+    assert landmark_flow_loss([], lm, 1.0, identity + shift).item() == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError):
+        LossConfig(landmark_flow=-1)
+
+
+def test_training_with_the_landmark_flow_loss_lowers_it(clip_dataset, tmp_path):
+    """loss.landmark_flow reads the item's 68 points and the model learns to send the driving landmarks
+    to the source's (the example's head moves, so the still start is off)."""
+    from scorr_cli.train.trainer import train
+
+    result = train(_guided_config(clip_dataset, tmp_path / "run", landmark_flow=10.0), show_progress=False)
+    curve = [h["landmark_flow"] for h in result.history]
+    assert len(curve) == 12 and curve[0] > 0
+    assert np.mean(curve[-3:]) < 0.8 * np.mean(curve[:3]), curve
+
+
 def _guided_config(root: Path, out: Path, **loss: object):
     from scorr_cli.train.config import resolve_config
 
@@ -223,8 +263,9 @@ def test_guidance_refuses_data_without_landmarks_and_other_keypoint_counts(clip_
     (bare / "train" / "example" / lm68.LANDMARKS_FILE).unlink()
     with pytest.raises(InputError, match="scorr crop --dataset"):
         train(_guided_config(bare, tmp_path / "r2", landmarks=1.0), show_progress=False)
-    with pytest.raises(InputError, match="lip-region loss"):
-        train(_guided_config(bare, tmp_path / "r3", mouth=1.0), show_progress=False)
+    for i, loss in enumerate(({"mouth": 1.0}, {"landmark_flow": 1.0})):
+        with pytest.raises(InputError, match="lip-region and the landmark-flow losses need"):
+            train(_guided_config(bare, tmp_path / f"r{3 + i}", **loss), show_progress=False)
 
 
 def test_keypoint_warmup_trains_the_detector_alone_first(clip_dataset, tmp_path):
@@ -270,9 +311,9 @@ def test_keypoint_motion_benchmark_reads_a_dataset(clip_dataset, tmp_path):
     root = tmp_path / "ds"
     shutil.copytree(clip_dataset / "train" / "example", root / "test" / "example")
     out = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "keypoint_motion.py"),
-                          str(root), "--max-frames", "12", "--render"], capture_output=True, text=True, timeout=300,
-                         check=True)
-    line, rendered = [x for x in out.stdout.splitlines() if x.startswith("{")]
+                          str(root), "--max-frames", "12", "--render", "--flow"], capture_output=True, text=True,
+                         timeout=300, check=True)
+    line, rendered, flowed = [x for x in out.stdout.splitlines() if x.startswith("{")]
     result = json.loads(line)
     assert result["clips"] == 1 and result["rows"][0]["frames"] == 12
     assert 0.2 < result["median_target_slope"] < 1.5, result  # the example mouth barely moves: 0.33
@@ -282,6 +323,10 @@ def test_keypoint_motion_benchmark_reads_a_dataset(clip_dataset, tmp_path):
     rows = json.loads(rendered)["rows"][0]
     assert rows["frames"] == 12 and 0 < rows["detected"]["l1"] < 0.1 and 0 < rows["landmark_moved"]["l1"] < 0.1, rows
     assert rows["detected"]["l1"] != rows["landmark_moved"]["l1"]
+    # --flow: the default model's final flow carries the example's head motion (a flow read with the wrong
+    # sign or units would miss more than a still one)
+    flow = json.loads(flowed)["rows"][0]
+    assert flow["all"]["still_px"] > 1 and flow["all"]["missed"] < 0.8, flow
 
 
 def test_lip_region_loss_sees_the_mouth_and_nothing_else():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,13 @@ class LossConfig:
     # terms barely ask the model to open it; this one does. Needs landmarks; 0 = off.
     mouth: float = 0.0
     mouth_size: int = 48
+    # Landmark flow (not in the paper): the motion field itself is supervised where the motion is known.
+    # Every dlib landmark of the driving frame must be sent by the flow to the same landmark of the
+    # source (``landmark_flow`` × mean |flow(p_driving) − p_source| in [-1, 1] units, each refined
+    # level; the prior's field in prior-only mode). Keypoint terms only reach the field through the
+    # keypoints and never say how far the lips move; this says it at 68 points, 20 of them on the lips.
+    # Needs landmarks; not annealed (true correspondences stay true); 0 = off.
+    landmark_flow: float = 0.0
     pixel: float = 0.0
     ssim: float = 0.0
     perceptual_backend: PerceptualBackend = "vgg19"
@@ -69,8 +76,8 @@ class LossConfig:
                              f"expected one of {', '.join(PERCEPTUAL_BACKENDS)}")
         if len(self.perceptual) != 5:
             raise ValueError(f"perceptual needs 5 layer weights (relu1_1..relu5_1), got {len(self.perceptual)}")
-        if self.landmarks < 0 or self.landmarks_anneal_steps < 0 or self.landmark_motion < 0 or self.mouth < 0:
-            raise ValueError("landmarks, landmark_motion, mouth and landmarks_anneal_steps must be >= 0")
+        if min(self.landmarks, self.landmarks_anneal_steps, self.landmark_motion, self.mouth, self.landmark_flow) < 0:
+            raise ValueError("landmarks, landmark_motion, mouth, landmark_flow and landmarks_anneal_steps must be >= 0")
         if self.mouth_size < 8:
             raise ValueError(f"mouth_size must be at least 8 pixels, got {self.mouth_size}")
         if not self.scales or any(not 0 < s <= 1 for s in self.scales):
@@ -327,6 +334,44 @@ def landmark_motion_loss(kp: torch.Tensor, targets: torch.Tensor, weight: float)
     return weight * (diff * valid).sum() / valid.sum().clamp(min=1)
 
 
+def flow_destinations(flows: Sequence[torch.Tensor], points: torch.Tensor,
+                      deformation: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Where each level's backward flow sends ``points`` (B×P×2 in [-1, 1], driving frame): B×P×2 source
+    positions in [-1, 1] per level.
+
+    ``flows``: the refiner's per-level flows (B×2×h×w, pixels of their level, align_corners=True as
+    :func:`~scorr_cli.core.geometry.pixel_sample` reads them). Without refined flows, ``deformation``
+    (B×h×w×2, the prior's sampling grid: positions in [-1, 1] whose identity is
+    :func:`~scorr_cli.core.geometry.make_coordinate_grid`) gives the one level.
+    """
+    def sample(field: torch.Tensor) -> torch.Tensor:  # B×C×h×w at the points -> B×P×C
+        return F.grid_sample(field.float(), points[:, :, None, :].float(), mode="bilinear", padding_mode="border",
+                             align_corners=True)[..., 0].transpose(1, 2)
+
+    if flows:
+        return [points + sample(f) * (2.0 / (f.shape[-1] - 1)) for f in flows]
+    if deformation is not None:
+        return [sample(deformation.permute(0, 3, 1, 2))]
+    raise ValueError("flow_destinations needs the refined flows or the prior's deformation")
+
+
+def landmark_flow_loss(flows: Sequence[torch.Tensor], landmarks: torch.Tensor, weight: float,
+                       deformation: torch.Tensor | None = None) -> torch.Tensor:
+    """``weight`` × mean |flow(p_driving) − p_source| over the landmarks and levels, in [-1, 1] units.
+
+    ``landmarks``: B×2×P×2 (source, driving) in [-1, 1] pixel-centre units (``x·2/(W−1) − 1``); points
+    that are NaN in either frame or outside the image are left out. ``flows`` / ``deformation``: as
+    :func:`flow_destinations`; each level weighs alike. A batch without any usable point gives a zero
+    that still depends on the flows (DDP sees the use).
+    """
+    lm = landmarks.float()
+    valid = (torch.isfinite(lm).all(-1).all(1) & (lm.abs() <= 1).all(-1).all(1)).float()  # B×P
+    lm = torch.nan_to_num(lm)
+    reached = flow_destinations(flows, lm[:, 1], deformation)
+    total = sum(((r - lm[:, 0]).abs().mean(-1) * valid).sum() for r in reached)
+    return weight * total / (len(reached) * valid.sum().clamp(min=1))
+
+
 def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: float) -> torch.Tensor:
     """Cycle consistency of the background predictor: w · mean|I₃ − A(s,d)·A(d,s)| (B×3×3 each)."""
     eye = torch.eye(3, dtype=affine_sd.dtype, device=affine_sd.device)
@@ -335,5 +380,5 @@ def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: fl
 
 __all__ = ["LossConfig", "ImagePyramid", "ReconstructionLoss", "perceptual_pyramid_loss", "pixel_pyramid_loss",
            "ssim_pyramid_loss", "ssim", "gaussian_window", "equivariance_losses", "background_loss",
-           "landmark_guidance_loss",
+           "landmark_guidance_loss", "landmark_motion_loss", "landmark_flow_loss", "flow_destinations", "mouth_boxes", "crop_boxes",
            "PERCEPTUAL_BACKENDS"]

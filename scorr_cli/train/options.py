@@ -98,6 +98,10 @@ class TrainOptions:
         None, "Lip-region loss (not in the paper): L1 + perceptual terms on a crop around the driving frame's "
               "lips with this weight; needs landmarks.npy. 0 = off (default).", min=0.0, metavar="WEIGHT",
         key="loss.mouth")
+    landmark_flow: Optional[float] = option(
+        None, "Landmark flow (not in the paper): the motion field must send each dlib landmark of the driving "
+              "frame to the same landmark of the source, with this weight; needs landmarks.npy. 0 = off (default).",
+        min=0.0, metavar="WEIGHT", key="loss.landmark_flow")
     mouth_pairs: Optional[int] = option(
         None, "Draw N frame pairs per training item and keep the one whose mouth openings differ most "
               "(needs landmarks.npy; 1 = the paper's random pair).", min=1, metavar="N", key="data.mouth_pairs")

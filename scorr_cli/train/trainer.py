@@ -33,8 +33,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
 from scorr_cli.checkpoints.store import publishable_metadata, read_checkpoint, save_checkpoint, validate_state_dict
-from scorr_cli.core.losses import (ReconstructionLoss, background_loss, equivariance_losses, landmark_guidance_loss,
-                                   landmark_motion_loss)
+from scorr_cli.core.losses import (ReconstructionLoss, background_loss, equivariance_losses, landmark_flow_loss,
+                                   landmark_guidance_loss, landmark_motion_loss)
 from scorr_cli.core.model import MRFA
 from scorr_cli.core.transforms import RandomTransform
 from scorr_cli.checkpoints.vgg import load_vgg19_weights
@@ -105,7 +105,9 @@ class TrainingStep(nn.Module):
     def forward(self, source: torch.Tensor, driving: torch.Tensor, transform: RandomTransform | None,
                 use_background: bool, dropout_p: float | None, generator: torch.Generator | None,
                 landmark_targets: torch.Tensor | None = None, landmark_weights: tuple[float, float] = (0.0, 0.0),
-                keypoints_only: bool = False) -> dict[str, Any]:
+                keypoints_only: bool = False, landmarks: torch.Tensor | None = None) -> dict[str, Any]:
+        """``landmark_targets``: B×2×K×2 group centres (source, driving) for the keypoint guidance;
+        ``landmarks``: B×2×68×2 dlib points for the landmark-flow loss (when ``loss.landmark_flow``)."""
         lc = self.loss_cfg
         if keypoints_only:  # the keypoint warm-up: the keypoint network alone
             kp_source, kp_driving, out = self.model.detect(source), self.model.detect(driving), None
@@ -128,6 +130,9 @@ class TrainingStep(nn.Module):
                                               lc.equivariance_jacobian, transform))
         if out is None:
             return {"prediction": None, "losses": losses}
+        if landmarks is not None and lc.landmark_flow:
+            losses["landmark_flow"] = landmark_flow_loss(out.refiner.flows, landmarks, lc.landmark_flow,
+                                                         out.dense["deformation"])
         bg = out.dense.get("bg_affine")
         if bg is not None and lc.bg:
             losses["bg"] = background_loss(bg.float(), self.model.bg_predictor(driving, source).float(), lc.bg)
@@ -396,16 +401,17 @@ class Trainer:
         """The (groups × 68) averaging matrix; refuses guidance the model or the data cannot take."""
         groups = torch.from_numpy(landmarks68.group_matrix())
         lc = self.cfg.loss
-        if lc.landmarks <= 0 and lc.landmark_motion <= 0 and lc.mouth <= 0:
+        if lc.landmarks <= 0 and lc.landmark_motion <= 0 and lc.mouth <= 0 and lc.landmark_flow <= 0:
             return groups
         if (lc.landmarks > 0 or lc.landmark_motion > 0) and self.cfg.model.num_kp != groups.shape[0]:
             raise InputError(f"landmark guidance pulls {groups.shape[0]} keypoints toward the landmark groups "
                              f"({', '.join(landmarks68.GROUP_NAMES)}); this model has num_kp {self.cfg.model.num_kp} "
                              "(set loss.landmarks: 0)")
         if not any(c.landmarks is not None for c in self.dataset.clips):
-            raise InputError(f"landmark guidance and the lip-region loss need {landmarks68.LANDMARKS_FILE} in the clip folders of "
-                             f"{self.root}/train: build the set with 'scorr crop --dataset' (re-running it on a "
-                             "finished set adds them), or set loss.landmarks, loss.landmark_motion and loss.mouth to 0")
+            raise InputError(f"landmark guidance, the lip-region and the landmark-flow losses need "
+                             f"{landmarks68.LANDMARKS_FILE} in the clip folders of {self.root}/train: build the set "
+                             "with 'scorr crop --dataset' (re-running it on a finished set adds them), or set "
+                             "loss.landmarks, loss.landmark_motion, loss.mouth and loss.landmark_flow to 0")
         return groups
 
     # ------------------------------------------------------------------------------ init / resume
@@ -603,7 +609,9 @@ class Trainer:
         ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
         with ctx:
             with self._autocast():
-                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, warmup)
+                points = batch["landmarks"].to(self.device) if lc.landmark_flow else None
+                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, warmup,
+                               points)
                 lips = batch["landmarks"][:, 1, list(landmarks68.LIPS)].to(self.device) if lc.mouth else None
                 losses = {} if warmup else dict(self.recon(out["prediction"], driving, lips))
             losses.update(out["losses"])
