@@ -372,3 +372,20 @@ def test_mouth_contrast_pairs_pick_the_pair_whose_mouths_differ():
     picked = [mouth_contrast_pair(points, [0, 1], 32, rng) for _ in range(5)]
     assert all(7 in pair and 3 not in pair for pair in picked), picked
     assert mouth_contrast_pair(points, [3, 5], 1, rng) == [3, 5]
+
+
+def test_mouth_check_benchmark_runs_on_a_training_split(clip_dataset, tmp_path):
+    """benchmarks/mouth_check.py reads a split of a crop --dataset folder: one row per clip, its blurred
+    control measured against the truth, and a montage (truth above, model below) per clip."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "mouth_check.py"),
+                          str(clip_dataset), "--split", "train", "--max-frames", "8", "--montage", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["clips"] == 1 and result["rows"][0]["frames"] == 8
+    assert np.isfinite(result["median_control_amp"]) and result["median_control_amp"] > 0
+    sheet = read_image(tmp_path / "example.png")
+    assert sheet.shape[:2] == (2 * 128, 7 * 128)  # 7 frames, truth over model, at the default model's size
