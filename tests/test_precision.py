@@ -33,7 +33,8 @@ def test_cpu_runs_bf16_only_with_native_bf16(monkeypatch, amx, avx512_bf16, aske
 
 def test_cpu_bf16_frames_stay_close_to_fp32_on_the_default_model(monkeypatch):
     """Keypoints: the bf16 engine runs only the keypoint network's CNN front end in bf16, so they stay within
-    0.2 px at 128² of fp32 (autocasting the whole keypoint network moved them by up to 0.4 px on a real clip);
+    0.2 px at 128² of fp32 (autocasting the whole keypoint network moved them by up to 0.4 px on a real clip),
+    their jacobians within 1e-2;
     the bf16 frames differ from fp32 by well under 1/255 on average (and do differ: bf16 convolutions ran).
     The caller's model keeps its fp32 weights."""
     from scorr_cli.checkpoints import load_checkpoint, resolve_checkpoint
@@ -55,8 +56,12 @@ def test_cpu_bf16_frames_stay_close_to_fp32_on_the_default_model(monkeypatch):
     out = {}
     for p, engine in engines.items():
         out[p] = engine.animate(engine.prepare(source), frames, TransferOptions())
+    # positions within 3e-3 (0.2 px at 128²); jacobians within 1e-2: a jacobian entry off by that moves a
+    # point 0.1 units from its keypoint by 1e-3 (0.06 px), and the 4,493-step weights' are off by 3.4e-3
+    tolerance = {"kp": 3e-3, "jacobian": 1e-2}
+    assert set(out["fp32"].kp_driving) <= set(tolerance)
     for k in out["fp32"].kp_driving:
-        torch.testing.assert_close(out["bf16"].kp_driving[k], out["fp32"].kp_driving[k], atol=3e-3, rtol=0)
+        torch.testing.assert_close(out["bf16"].kp_driving[k], out["fp32"].kp_driving[k], atol=tolerance[k], rtol=0)
     diff = (out["bf16"].prediction - out["fp32"].prediction).abs()
     print(f"\nbf16 vs fp32 on the example pair: mean {diff.mean():.5f}, max {diff.max():.4f}")
     assert out["bf16"].prediction.dtype == torch.float32
