@@ -25,6 +25,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,8 +35,6 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from scorr_cli import runtime  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
 from scorr_cli.choices import PERCEPTUAL_BACKENDS, PRIORS, TRAIN_PRECISIONS  # noqa: E402
 from scorr_cli.core.losses import LossConfig, ReconstructionLoss  # noqa: E402
 from scorr_cli.core.model import MRFA  # noqa: E402

@@ -91,15 +91,14 @@ def render_follow(engine, faces, clip: Path, frames: np.ndarray, landmarks: np.n
     import torch
 
     from scorr_cli.core.transfer import TransferOptions
-    from scorr_cli.evaluate.follow import SIGNALS, amplitude, pearson, sequence_signals
+    from scorr_cli.evaluate.follow import SIGNALS, amplitude, pearson
     from scorr_cli.evaluate.metrics import to_uint8
     from scorr_cli.faces import landmarks as lm68
     from scorr_cli.pipeline.render import images_to_tensor
 
     def mouth(batch: torch.Tensor) -> np.ndarray:  # the follow metric's mouth signal of each frame
         images = to_uint8(batch)
-        signals = sequence_signals([faces.face(f).landmarks for f in images], images[0].shape[:2])
-        return signals[:, SIGNALS.index("mouth")]
+        return faces.signals(images, images[0].shape[:2])[:, SIGNALS.index("mouth")]
 
     x = engine._to_device(images_to_tensor(list(frames)))
     targets = torch.from_numpy(np.einsum("gk,nkc->ngc", lm68.group_matrix(),
@@ -153,13 +152,13 @@ def flow_follow(engine, clip: Path, frames: np.ndarray, landmarks: np.ndarray) -
         gap = landing[:, 66, 1] - landing[:, 62, 1]
         return float(np.abs(gap - (truth[:, 66, 1] - truth[:, 62, 1])).mean() * px)
 
-    out = {"clip": clip.name, "frames": int(len(x))}
-    for region, idx in (("all", list(range(68))), ("lips", list(lm68.LIPS))):
-        model_err, still_err = error(sent, idx), error(still, idx)
-        out[region] = {"model_px": model_err, "still_px": still_err, "missed": model_err / max(still_err, 1e-9)}
-    model_err, still_err = opening_error(sent), opening_error(still)
-    out["opening"] = {"model_px": model_err, "still_px": still_err, "missed": model_err / max(still_err, 1e-9)}
-    return out
+    def row(model_err: float, still_err: float) -> dict:
+        return {"model_px": model_err, "still_px": still_err, "missed": model_err / max(still_err, 1e-9)}
+
+    lips, every = list(lm68.LIPS), list(range(68))
+    return {"clip": clip.name, "frames": int(len(x)), "all": row(error(sent, every), error(still, every)),
+            "lips": row(error(sent, lips), error(still, lips)),
+            "opening": row(opening_error(sent), opening_error(still))}
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ def main() -> None:
     import torch
 
     from scorr_cli.core.engine import SourceState
-    from scorr_cli.evaluate.follow import SIGNALS, amplitude, pearson, sequence_signals
+    from scorr_cli.evaluate.follow import SIGNALS, amplitude, pearson
     from scorr_cli.evaluate.metrics import FaceMetrics, to_uint8
     from scorr_cli.faces import get_detector
     from scorr_cli.pipeline.options import RenderOptions
@@ -53,8 +53,7 @@ def main() -> None:
     faces = FaceMetrics(get_detector("dlib"))
 
     def mouth(images: list[np.ndarray]) -> np.ndarray:
-        signals = sequence_signals([faces.face(im).landmarks for im in images], images[0].shape[:2])
-        return signals[:, SIGNALS.index("mouth")]
+        return faces.signals(images, images[0].shape[:2])[:, SIGNALS.index("mouth")]
 
     rows = []
     for clip in iter_test_clips(args.dataset, engine.size, split=args.split):

@@ -380,5 +380,6 @@ def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: fl
 
 __all__ = ["LossConfig", "ImagePyramid", "ReconstructionLoss", "perceptual_pyramid_loss", "pixel_pyramid_loss",
            "ssim_pyramid_loss", "ssim", "gaussian_window", "equivariance_losses", "background_loss",
-           "landmark_guidance_loss", "landmark_motion_loss", "landmark_flow_loss", "flow_destinations", "mouth_boxes", "crop_boxes",
+           "landmark_guidance_loss", "landmark_motion_loss", "landmark_flow_loss", "flow_destinations", "mouth_boxes",
+           "crop_boxes",
            "PERCEPTUAL_BACKENDS"]

@@ -231,6 +231,13 @@ class FaceMetrics:
         lm = None if f.landmarks68 is None else np.asarray(f.landmarks68, dtype=np.float64)[:, :2]
         return FaceInfo(f.box, lm)
 
+    def signals(self, images: Sequence[np.ndarray], image_size: tuple[int, int]) -> np.ndarray:
+        """The follow metric's per-frame signals (frames × :data:`~scorr_cli.evaluate.follow.SIGNALS`:
+        mouth, eyes, yaw, pitch, roll) from the largest face's 68 landmarks; NaN rows where none is found."""
+        from scorr_cli.evaluate.follow import sequence_signals
+
+        return sequence_signals([self.face(im).landmarks for im in images], image_size)
+
     def embed(self, image: np.ndarray, info: FaceInfo) -> np.ndarray:
         from scorr_cli.faces.types import Face
 

@@ -351,7 +351,7 @@ class _CrossPair:
             self.source_embedding = faces.embed(s8, faces.face(s8))
 
     def add_driving(self, frames: list[np.ndarray]) -> None:
-        self.driving.append(sequence_signals([self.faces.face(f).landmarks for f in frames], self.size))
+        self.driving.append(self.faces.signals(frames, self.size))
 
     def add_output(self, method: str, frames: list[np.ndarray]) -> dict[str, np.ndarray]:
         """Per-frame ``ard`` and ``aed`` of a batch of outputs (the batch last given to add_driving)."""
