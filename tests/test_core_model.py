@@ -345,36 +345,3 @@ def test_narrow_conv_equals_convolution_values_and_gradients(kernel, out_channel
     grads, ref_grads = torch.autograd.grad(y, params, g), torch.autograd.grad(ref, params, g)
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-
-
-def test_local_keypoint_head_starts_as_a_no_op_and_reads_the_cells_around_each_keypoint():
-    """``mtia.local_refine`` adds a head to a trained model without moving its keypoints (zero last layer),
-    and its window is centred on each keypoint in (x, y) order: with feature channels that hold each
-    cell's own x and y, the window's centre sample is the keypoint itself and its neighbours lie one
-    cell away (a swapped axis or an off-by-half-cell grid fails here)."""
-    from scorr_cli.core.priors.mtia import LocalRefine
-
-    torch.manual_seed(0)
-    plain = MRFA(_tiny()).eval()
-    local = MRFA(_tiny(**{"mtia.local_refine": True})).eval()
-    missing = local.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(k.startswith("encoder.local.") for k in missing)
-    image, _ = _inputs(plain.cfg)
-    with torch.no_grad():
-        assert torch.equal(local.detect(image)["kp"], plain.detect(image)["kp"])
-
-    h = w = 16
-    xs = (torch.arange(w) + 0.5) * 2 / w - 1  # cell centres, align_corners=False
-    ys = (torch.arange(h) + 0.5) * 2 / h - 1
-    feature = torch.stack([xs.view(1, w).expand(h, w), ys.view(h, 1).expand(h, w)])[None]  # 1×2×h×w
-    head = LocalRefine(channels=2, num_kp=2, window=3)
-    seen = {}
-    head.mlp.register_forward_pre_hook(lambda _, args: seen.setdefault("x", args[0]))  # record the samples
-    kp = torch.tensor([[[0.1, -0.3], [-0.5, 0.4]]])
-    head(feature, kp)
-    samples = seen["x"][..., :2 * 9].view(1, 2, 2, 9)  # B×K×C×window²
-    centre = samples[..., 4]
-    assert torch.allclose(centre, kp, atol=1e-5)
-    right, below = samples[..., 5], samples[..., 7]  # (x + 1 cell, y), (x, y + 1 cell)
-    assert torch.allclose(right - centre, torch.tensor([2 / w, 0.0]).expand_as(centre), atol=1e-5)
-    assert torch.allclose(below - centre, torch.tensor([0.0, 2 / h]).expand_as(centre), atol=1e-5)

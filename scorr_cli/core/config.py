@@ -33,12 +33,6 @@ class MTIAConfig:
     depth: int = 12  # transformer layers
     heads: int = 8  # attention heads
     mlp_ratio: int = 3  # feed-forward width = dim * mlp_ratio
-    # Not in the paper (False reproduces it): a local head that reads the front end's features on a
-    # ``local_window``² grid of cells around each regressed keypoint and adds a position offset. The
-    # transformer regresses from 16-px tokens and moves the lip keypoints a tenth as far as the lips
-    # move; features sampled at the keypoint see where the edge lies within the cell.
-    local_refine: bool = False
-    local_window: int = 5
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from scorr_cli.core.config import ModelConfig
@@ -144,36 +143,6 @@ class TokenPose(nn.Module):
         return {"kp": kp, "jacobian": jacobian}
 
 
-class LocalRefine(nn.Module):
-    """A keypoint's position offset read from the features around it (not in the paper).
-
-    The front end's map is sampled on a ``window``² grid of its cells centred on each keypoint; a small
-    MLP, told which keypoint it looks at, turns the samples into an offset in [-1, 1] units. The last
-    layer starts at zero, so a model gains the head without changing its keypoints until it trains.
-    """
-
-    def __init__(self, channels: int, num_kp: int, window: int, hidden: int = 64):
-        super().__init__()
-        self.num_kp = num_kp
-        self.window = window
-        self.mlp = nn.Sequential(nn.Linear(channels * window * window + num_kp, hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, 2))
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.zeros_(self.mlp[2].bias)
-
-    def forward(self, feature: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = feature.shape
-        k, n = self.num_kp, self.window
-        steps = (torch.arange(n, device=kp.device, dtype=kp.dtype) - (n - 1) / 2)
-        cell = torch.tensor([2.0 / w, 2.0 / h], device=kp.device, dtype=kp.dtype)
-        offsets = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), -1).view(1, 1, n * n, 2) * cell
-        grid = kp[:, :, None, :] + offsets  # B×K×n²×2, (x, y)
-        samples = F.grid_sample(feature, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        samples = samples.permute(0, 2, 1, 3).reshape(b, k, c * n * n)  # B×C×K×n² -> B×K×(C·n²)
-        which = torch.eye(k, device=kp.device, dtype=samples.dtype).expand(b, k, k)
-        return self.mlp(torch.cat([samples, which], -1))
-
-
 class MTIAKeypointNetwork(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -181,17 +150,12 @@ class MTIAKeypointNetwork(nn.Module):
         self.pre_feature = HRNetFrontEnd(m, cfg.num_channels)
         self.transformer = TokenPose(cfg.image_size // 4, self.pre_feature.out_channels, cfg.num_kp, m.patch_size,
                                      m.dim, m.depth, m.heads, m.mlp_ratio)
-        self.local = LocalRefine(self.pre_feature.out_channels, cfg.num_kp, m.local_window) if m.local_refine else None
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         # The front end runs in its weights' dtype: bf16 on a CPU with bf16 matrix units (the engine's
         # choice, see bf16_part), the transformer and its position heads always in the input's dtype.
         front = self.pre_feature.conv1.weight.dtype
-        feature = self.pre_feature(image.to(front)).to(image.dtype)
-        out = self.transformer(feature)
-        if self.local is not None:
-            out["kp"] = out["kp"] + self.local(feature, out["kp"])
-        return out
+        return self.transformer(self.pre_feature(image.to(front)).to(image.dtype))
 
     def bf16_part(self) -> nn.Module:
         """What may run in bf16 where keypoints must stay fp32-accurate: the HRNet front end (keypoints move
