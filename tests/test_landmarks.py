@@ -213,6 +213,33 @@ def test_landmark_flow_loss_scores_where_the_flow_sends_each_driving_landmark():
         LossConfig(landmark_flow=-1)
 
 
+def test_lip_flow_loss_scores_the_lips_shape_apart_from_head_motion_at_the_finest_levels():
+    """A flow that moves the whole mouth rigidly (head motion) costs nothing, whatever the shift; a still
+    flow where the mouth opens costs the opening; only the finest ``levels`` count; items with a missing
+    lip point are left out."""
+    from scorr_cli.core.losses import LossConfig, lip_flow_loss
+
+    size = 17  # 8 level pixels per [-1, 1] unit
+    closed = torch.tensor([[-0.5, 0.0], [0.0, -0.125], [0.5, 0.0], [0.0, 0.125]]) + torch.tensor([0.125, 0.375])
+    opening = torch.tensor([[0.0, 0.0], [0.0, -0.25], [0.0, 0.0], [0.0, 0.25]])
+    lips = torch.stack([closed, closed + opening])[None]  # source closed, driving open (corners, upper, lower)
+    rigid = torch.tensor([2.0, -1.0]).view(1, 2, 1, 1).expand(1, 2, size, size)  # the whole mouth off by 2, -1 px
+    assert lip_flow_loss([rigid], torch.stack([closed, closed])[None], 1.0, 2).item() == pytest.approx(0.0, abs=1e-6)
+    still = torch.zeros(1, 2, size, size, requires_grad=True)
+    loss = lip_flow_loss([still], lips, 1.0, 2)
+    assert loss.item() == pytest.approx(opening.abs().mean().item())  # centre unchanged: the opening itself
+    loss.backward()
+    assert still.grad.abs().sum() > 0
+    coarse = torch.randn(1, 2, 5, 5, generator=torch.Generator().manual_seed(0)) * 4  # a level beyond the two finest
+    assert lip_flow_loss([coarse, still, still], lips, 1.0, 2).item() == pytest.approx(loss.item())
+    assert lip_flow_loss([coarse, still, still], lips, 1.0, 3).item() != pytest.approx(loss.item())
+    missing = torch.cat([lips, lips.clone()])
+    missing[1, 0, 2] = float("nan")
+    assert lip_flow_loss([still.detach().expand(2, -1, -1, -1)], missing, 1.0, 2).item() == pytest.approx(loss.item())
+    with pytest.raises(ValueError):
+        LossConfig(lip_flow_levels=0)
+
+
 def test_training_with_the_landmark_flow_loss_lowers_it(clip_dataset, tmp_path):
     """loss.landmark_flow reads the item's 68 points and the model learns to send the driving landmarks
     to the source's (the example's head moves, so the still start is off)."""
@@ -222,6 +249,15 @@ def test_training_with_the_landmark_flow_loss_lowers_it(clip_dataset, tmp_path):
     curve = [h["landmark_flow"] for h in result.history]
     assert len(curve) == 12 and curve[0] > 0
     assert np.mean(curve[-3:]) < 0.8 * np.mean(curve[:3]), curve
+
+
+def test_training_reports_the_lip_flow_loss(clip_dataset, tmp_path):
+    from scorr_cli.train.trainer import train
+
+    cfg = _guided_config(clip_dataset, tmp_path / "run", lip_flow=10.0)
+    cfg.schedule.max_steps = 2
+    result = train(cfg, show_progress=False)
+    assert all(h["lip_flow"] > 0 for h in result.history)
 
 
 def _guided_config(root: Path, out: Path, **loss: object):
@@ -263,8 +299,8 @@ def test_guidance_refuses_data_without_landmarks_and_other_keypoint_counts(clip_
     (bare / "train" / "example" / lm68.LANDMARKS_FILE).unlink()
     with pytest.raises(InputError, match="scorr crop --dataset"):
         train(_guided_config(bare, tmp_path / "r2", landmarks=1.0), show_progress=False)
-    for i, loss in enumerate(({"mouth": 1.0}, {"landmark_flow": 1.0})):
-        with pytest.raises(InputError, match="lip-region and the landmark-flow losses need"):
+    for i, loss in enumerate(({"mouth": 1.0}, {"landmark_flow": 1.0}, {"lip_flow": 1.0})):
+        with pytest.raises(InputError, match="lip-region and the flow losses need"):
             train(_guided_config(bare, tmp_path / f"r{3 + i}", **loss), show_progress=False)
 
 

@@ -60,6 +60,13 @@ class LossConfig:
     # keypoints and never say how far the lips move; this says it at 68 points, 20 of them on the lips.
     # Needs landmarks; not annealed (true correspondences stay true); 0 = off.
     landmark_flow: float = 0.0
+    # Lip-shape flow (not in the paper): ``landmark_flow`` weighs 68 points and six levels alike, so head
+    # motion rules it and the mouth's 2-3 px opening is lost. This term looks at the 20 lip points only,
+    # each relative to the lips' centre (head motion cancels), at the ``lip_flow_levels`` finest levels
+    # (the coarse ones cannot separate the lips): ``lip_flow`` × mean |(flow(p) − mean) − (p_source − mean)|.
+    # Needs landmarks; 0 = off.
+    lip_flow: float = 0.0
+    lip_flow_levels: int = 2
     pixel: float = 0.0
     ssim: float = 0.0
     perceptual_backend: PerceptualBackend = "vgg19"
@@ -76,8 +83,12 @@ class LossConfig:
                              f"expected one of {', '.join(PERCEPTUAL_BACKENDS)}")
         if len(self.perceptual) != 5:
             raise ValueError(f"perceptual needs 5 layer weights (relu1_1..relu5_1), got {len(self.perceptual)}")
-        if min(self.landmarks, self.landmarks_anneal_steps, self.landmark_motion, self.mouth, self.landmark_flow) < 0:
-            raise ValueError("landmarks, landmark_motion, mouth, landmark_flow and landmarks_anneal_steps must be >= 0")
+        if min(self.landmarks, self.landmarks_anneal_steps, self.landmark_motion, self.mouth, self.landmark_flow,
+               self.lip_flow) < 0:
+            raise ValueError("landmarks, landmark_motion, mouth, landmark_flow, lip_flow and landmarks_anneal_steps "
+                             "must be >= 0")
+        if self.lip_flow_levels < 1:
+            raise ValueError(f"lip_flow_levels must be at least 1, got {self.lip_flow_levels}")
         if self.mouth_size < 8:
             raise ValueError(f"mouth_size must be at least 8 pixels, got {self.mouth_size}")
         if not self.scales or any(not 0 < s <= 1 for s in self.scales):
@@ -102,6 +113,13 @@ class LossConfig:
         if not self.landmarks_anneal_steps:
             return 1.0
         return max(0.0, 1.0 - step / self.landmarks_anneal_steps)
+
+    # The terms that read dlib landmarks (the data must have them).
+    LANDMARK_TERMS = ("landmarks", "landmark_motion", "mouth", "landmark_flow", "lip_flow")
+
+    @property
+    def uses_landmarks(self) -> bool:
+        return any(getattr(self, name) > 0 for name in self.LANDMARK_TERMS)
 
     @property
     def uses_perceptual(self) -> bool:
@@ -372,6 +390,25 @@ def landmark_flow_loss(flows: Sequence[torch.Tensor], landmarks: torch.Tensor, w
     return weight * total / (len(reached) * valid.sum().clamp(min=1))
 
 
+def lip_flow_loss(flows: Sequence[torch.Tensor], lips: torch.Tensor, weight: float, levels: int,
+                  deformation: torch.Tensor | None = None) -> torch.Tensor:
+    """``weight`` × mean |(flow(p_d) − centre) − (p_s − centre_s)| over the lip points at the ``levels``
+    finest flow levels: the lips' shape the flow implies against the source's, head motion removed.
+
+    ``lips``: B×2×P×2 lip landmarks (source, driving) in [-1, 1]; items whose lips are not all usable (NaN
+    or outside the image in either frame) are left out. ``flows`` / ``deformation``: as
+    :func:`flow_destinations` (the prior's one level in prior-only mode).
+    """
+    lips = lips.float()
+    valid = (torch.isfinite(lips).all(-1).all(-1).all(-1) & (lips.abs() <= 1).all(-1).all(-1).all(-1)).float()  # B
+    lips = torch.nan_to_num(lips)
+    target = lips[:, 0] - lips[:, 0].mean(1, keepdim=True)
+    finest = sorted(flows, key=lambda f: f.shape[-1])[-levels:] if flows else flows
+    reached = flow_destinations(finest, lips[:, 1], deformation)
+    total = sum((((r - r.mean(1, keepdim=True)) - target).abs().mean((1, 2)) * valid).sum() for r in reached)
+    return weight * total / (len(reached) * valid.sum().clamp(min=1))
+
+
 def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: float) -> torch.Tensor:
     """Cycle consistency of the background predictor: w · mean|I₃ − A(s,d)·A(d,s)| (B×3×3 each)."""
     eye = torch.eye(3, dtype=affine_sd.dtype, device=affine_sd.device)
@@ -380,6 +417,6 @@ def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: fl
 
 __all__ = ["LossConfig", "ImagePyramid", "ReconstructionLoss", "perceptual_pyramid_loss", "pixel_pyramid_loss",
            "ssim_pyramid_loss", "ssim", "gaussian_window", "equivariance_losses", "background_loss",
-           "landmark_guidance_loss", "landmark_motion_loss", "landmark_flow_loss", "flow_destinations", "mouth_boxes",
-           "crop_boxes",
+           "landmark_guidance_loss", "landmark_motion_loss", "landmark_flow_loss", "lip_flow_loss",
+           "flow_destinations", "mouth_boxes", "crop_boxes",
            "PERCEPTUAL_BACKENDS"]

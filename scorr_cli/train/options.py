@@ -102,6 +102,10 @@ class TrainOptions:
         None, "Landmark flow (not in the paper): the motion field must send each dlib landmark of the driving "
               "frame to the same landmark of the source, with this weight; needs landmarks.npy. 0 = off (default).",
         min=0.0, metavar="WEIGHT", key="loss.landmark_flow")
+    lip_flow: Optional[float] = option(
+        None, "Lip-shape flow (not in the paper): at the two finest flow levels, the 20 lip landmarks relative "
+              "to the lips' centre must land on the source's, with this weight (the mouth's opening, head motion "
+              "removed); needs landmarks.npy. 0 = off (default).", min=0.0, metavar="WEIGHT", key="loss.lip_flow")
     mouth_pairs: Optional[int] = option(
         None, "Draw N frame pairs per training item and keep the one whose mouth openings differ most "
               "(needs landmarks.npy; 1 = the paper's random pair).", min=1, metavar="N", key="data.mouth_pairs")

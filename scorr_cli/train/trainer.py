@@ -33,8 +33,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
 from scorr_cli.checkpoints.store import publishable_metadata, read_checkpoint, save_checkpoint, validate_state_dict
-from scorr_cli.core.losses import (ReconstructionLoss, background_loss, equivariance_losses, landmark_flow_loss,
-                                   landmark_guidance_loss, landmark_motion_loss)
+from scorr_cli.core.losses import (LossConfig, ReconstructionLoss, background_loss, equivariance_losses,
+                                   landmark_flow_loss, landmark_guidance_loss, landmark_motion_loss, lip_flow_loss)
 from scorr_cli.core.model import MRFA
 from scorr_cli.core.transforms import RandomTransform
 from scorr_cli.checkpoints.vgg import load_vgg19_weights
@@ -107,7 +107,7 @@ class TrainingStep(nn.Module):
                 landmark_targets: torch.Tensor | None = None, landmark_weights: tuple[float, float] = (0.0, 0.0),
                 keypoints_only: bool = False, landmarks: torch.Tensor | None = None) -> dict[str, Any]:
         """``landmark_targets``: B×2×K×2 group centres (source, driving) for the keypoint guidance;
-        ``landmarks``: B×2×68×2 dlib points for the landmark-flow loss (when ``loss.landmark_flow``)."""
+        ``landmarks``: B×2×68×2 dlib points for the flow losses (``loss.landmark_flow``, ``loss.lip_flow``)."""
         lc = self.loss_cfg
         if keypoints_only:  # the keypoint warm-up: the keypoint network alone
             kp_source, kp_driving, out = self.model.detect(source), self.model.detect(driving), None
@@ -133,6 +133,9 @@ class TrainingStep(nn.Module):
         if landmarks is not None and lc.landmark_flow:
             losses["landmark_flow"] = landmark_flow_loss(out.refiner.flows, landmarks, lc.landmark_flow,
                                                          out.dense["deformation"])
+        if landmarks is not None and lc.lip_flow:
+            losses["lip_flow"] = lip_flow_loss(out.refiner.flows, landmarks[:, :, list(landmarks68.LIPS)], lc.lip_flow,
+                                               lc.lip_flow_levels, out.dense["deformation"])
         bg = out.dense.get("bg_affine")
         if bg is not None and lc.bg:
             losses["bg"] = background_loss(bg.float(), self.model.bg_predictor(driving, source).float(), lc.bg)
@@ -401,17 +404,18 @@ class Trainer:
         """The (groups × 68) averaging matrix; refuses guidance the model or the data cannot take."""
         groups = torch.from_numpy(landmarks68.group_matrix())
         lc = self.cfg.loss
-        if lc.landmarks <= 0 and lc.landmark_motion <= 0 and lc.mouth <= 0 and lc.landmark_flow <= 0:
+        if not lc.uses_landmarks:
             return groups
         if (lc.landmarks > 0 or lc.landmark_motion > 0) and self.cfg.model.num_kp != groups.shape[0]:
             raise InputError(f"landmark guidance pulls {groups.shape[0]} keypoints toward the landmark groups "
                              f"({', '.join(landmarks68.GROUP_NAMES)}); this model has num_kp {self.cfg.model.num_kp} "
                              "(set loss.landmarks: 0)")
         if not any(c.landmarks is not None for c in self.dataset.clips):
-            raise InputError(f"landmark guidance, the lip-region and the landmark-flow losses need "
+            terms = ", ".join(f"loss.{name}" for name in LossConfig.LANDMARK_TERMS)
+            raise InputError(f"landmark guidance, the lip-region and the flow losses need "
                              f"{landmarks68.LANDMARKS_FILE} in the clip folders of {self.root}/train: build the set "
-                             "with 'scorr crop --dataset' (re-running it on a finished set adds them), or set "
-                             "loss.landmarks, loss.landmark_motion, loss.mouth and loss.landmark_flow to 0")
+                             f"with 'scorr crop --dataset' (re-running it on a finished set adds them), or set "
+                             f"{terms} to 0")
         return groups
 
     # ------------------------------------------------------------------------------ init / resume
@@ -609,7 +613,7 @@ class Trainer:
         ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
         with ctx:
             with self._autocast():
-                points = batch["landmarks"].to(self.device) if lc.landmark_flow else None
+                points = batch["landmarks"].to(self.device) if (lc.landmark_flow or lc.lip_flow) else None
                 out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, warmup,
                                points)
                 lips = batch["landmarks"][:, 1, list(landmarks68.LIPS)].to(self.device) if lc.mouth else None
