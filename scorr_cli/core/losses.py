@@ -403,7 +403,7 @@ def lip_flow_loss(flows: Sequence[torch.Tensor], lips: torch.Tensor, weight: flo
     valid = (torch.isfinite(lips).all(-1).all(-1).all(-1) & (lips.abs() <= 1).all(-1).all(-1).all(-1)).float()  # B
     lips = torch.nan_to_num(lips)
     target = lips[:, 0] - lips[:, 0].mean(1, keepdim=True)
-    finest = sorted(flows, key=lambda f: f.shape[-1])[-levels:] if flows else flows
+    finest = sorted(flows, key=lambda f: f.shape[-1])[-levels:]  # coarse to fine as the refiner makes them
     reached = flow_destinations(finest, lips[:, 1], deformation)
     total = sum((((r - r.mean(1, keepdim=True)) - target).abs().mean((1, 2)) * valid).sum() for r in reached)
     return weight * total / (len(reached) * valid.sum().clamp(min=1))
