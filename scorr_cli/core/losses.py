@@ -73,6 +73,9 @@ class LossConfig:
     random_vgg_seed: int = 0
     transform: TransformConfig = field(default_factory=TransformConfig)
 
+    # The terms that read dlib landmarks (the data must have them).
+    LANDMARK_TERMS = ("landmarks", "landmark_motion", "mouth", "landmark_flow", "lip_flow")
+
     def __post_init__(self) -> None:
         self.scales = tuple(float(s) for s in self.scales)
         self.perceptual = tuple(float(w) for w in self.perceptual)
@@ -83,10 +86,9 @@ class LossConfig:
                              f"expected one of {', '.join(PERCEPTUAL_BACKENDS)}")
         if len(self.perceptual) != 5:
             raise ValueError(f"perceptual needs 5 layer weights (relu1_1..relu5_1), got {len(self.perceptual)}")
-        if min(self.landmarks, self.landmarks_anneal_steps, self.landmark_motion, self.mouth, self.landmark_flow,
-               self.lip_flow) < 0:
-            raise ValueError("landmarks, landmark_motion, mouth, landmark_flow, lip_flow and landmarks_anneal_steps "
-                             "must be >= 0")
+        non_negative = self.LANDMARK_TERMS + ("landmarks_anneal_steps",)
+        if min(getattr(self, name) for name in non_negative) < 0:
+            raise ValueError(f"{', '.join(non_negative)} must be >= 0")
         if self.lip_flow_levels < 1:
             raise ValueError(f"lip_flow_levels must be at least 1, got {self.lip_flow_levels}")
         if self.mouth_size < 8:
@@ -113,9 +115,6 @@ class LossConfig:
         if not self.landmarks_anneal_steps:
             return 1.0
         return max(0.0, 1.0 - step / self.landmarks_anneal_steps)
-
-    # The terms that read dlib landmarks (the data must have them).
-    LANDMARK_TERMS = ("landmarks", "landmark_motion", "mouth", "landmark_flow", "lip_flow")
 
     @property
     def uses_landmarks(self) -> bool:
@@ -382,12 +381,19 @@ def landmark_flow_loss(flows: Sequence[torch.Tensor], landmarks: torch.Tensor, w
     :func:`flow_destinations`; each level weighs alike. A batch without any usable point gives a zero
     that still depends on the flows (DDP sees the use).
     """
-    lm = landmarks.float()
-    valid = (torch.isfinite(lm).all(-1).all(1) & (lm.abs() <= 1).all(-1).all(1)).float()  # B×P
-    lm = torch.nan_to_num(lm)
+    lm, usable = _usable_points(landmarks)
+    valid = usable.float()  # B×P
     reached = flow_destinations(flows, lm[:, 1], deformation)
     total = sum(((r - lm[:, 0]).abs().mean(-1) * valid).sum() for r in reached)
     return weight * total / (len(reached) * valid.sum().clamp(min=1))
+
+
+def _usable_points(landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """B×2×P×2 (source, driving) landmarks -> the same in float32 with NaN set to 0, and which points
+    (B×P) are usable: finite and inside the image in both frames."""
+    lm = landmarks.float()
+    usable = (torch.isfinite(lm) & (lm.abs() <= 1)).all(-1).all(1)
+    return torch.nan_to_num(lm), usable
 
 
 def lip_flow_loss(flows: Sequence[torch.Tensor], lips: torch.Tensor, weight: float, levels: int,
@@ -399,9 +405,8 @@ def lip_flow_loss(flows: Sequence[torch.Tensor], lips: torch.Tensor, weight: flo
     or outside the image in either frame) are left out. ``flows`` / ``deformation``: as
     :func:`flow_destinations` (the prior's one level in prior-only mode).
     """
-    lips = lips.float()
-    valid = (torch.isfinite(lips).all(-1).all(-1).all(-1) & (lips.abs() <= 1).all(-1).all(-1).all(-1)).float()  # B
-    lips = torch.nan_to_num(lips)
+    lips, usable = _usable_points(lips)
+    valid = usable.all(1).float()  # B: the shape needs every lip point
     target = lips[:, 0] - lips[:, 0].mean(1, keepdim=True)
     finest = sorted(flows, key=lambda f: f.shape[-1])[-levels:]  # coarse to fine as the refiner makes them
     reached = flow_destinations(finest, lips[:, 1], deformation)
