@@ -21,6 +21,7 @@ resolution, over all 68 points and over the 20 lip points, and the error of the 
 the flow implies against the source's (the mouth opening, apart from head motion), each next to the
 same error of a still flow (no motion); their ratio is the share of the motion the field misses (1 = it
 moves nothing, 0 = every landmark lands where it should). This is what ``loss.landmark_flow`` trains.
+The ``prior_`` rows score the prior's own grid the same way, before the refiner corrects it.
 
     python benchmarks/keypoint_motion.py DATASET [--checkpoint NAME|PATH ...] [--max-frames 120] [--render] [--flow]
 
@@ -136,12 +137,14 @@ def flow_follow(engine, clip: Path, frames: np.ndarray, landmarks: np.ndarray) -
     state = engine.prepare(x[:1])
     absolute = TransferOptions("absolute")
     with torch.no_grad():
-        sent = []
+        sent, prior = [], []
         for i in range(0, len(x), 8):
             out = engine.animate(state, None, absolute, kp_driving=engine.detect(x[i:i + 8]))
             # the field that warps the image: the finest refined level (prior-only: the prior's grid)
             sent.append(flow_destinations(out.refiner.flows[-1:], points[i:i + 8], out.dense["deformation"])[0])
-    sent = torch.cat(sent).numpy()
+            # and the prior's own grid, before the refiner corrects it
+            prior.append(flow_destinations([], points[i:i + 8], out.dense["deformation"])[0])
+    sent, prior = torch.cat(sent).numpy(), torch.cat(prior).numpy()
     truth, still = points[:1].numpy(), points.numpy()  # where each landmark should land; a still flow's landing
     px = (engine.size - 1) / 2
 
@@ -158,7 +161,9 @@ def flow_follow(engine, clip: Path, frames: np.ndarray, landmarks: np.ndarray) -
     lips, every = list(lm68.LIPS), list(range(68))
     return {"clip": clip.name, "frames": int(len(x)), "all": row(error(sent, every), error(still, every)),
             "lips": row(error(sent, lips), error(still, lips)),
-            "opening": row(opening_error(sent), opening_error(still))}
+            "opening": row(opening_error(sent), opening_error(still)),
+            "prior_lips": row(error(prior, lips), error(still, lips)),
+            "prior_opening": row(opening_error(prior), opening_error(still))}
 
 
 def main() -> None:
@@ -221,7 +226,7 @@ def main() -> None:
             print(json.dumps({"benchmark": "keypoint_motion_render", "checkpoint": name or "default",
                               "clips": len(rendered), "median": summary, "rows": rendered}))
         if args.flow:
-            regions = ("all", "lips", "opening")
+            regions = ("all", "lips", "opening", "prior_lips", "prior_opening")
             print("| clip | " + " | ".join(f"{g}: flow px | still px | missed" for g in regions) + " |")
             print("|---|" + "---|" * 3 * len(regions))
             for r in flowed:

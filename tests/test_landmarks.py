@@ -335,6 +335,40 @@ def test_keypoint_warmup_trains_the_detector_alone_first(clip_dataset, tmp_path)
         train(bad, show_progress=False)
 
 
+def test_motion_warmup_trains_keypoints_and_prior_motion_on_the_flow_losses(clip_dataset, tmp_path):
+    """schedule.motion_warmup_steps: after the keypoint warm-up, steps that move only the keypoint detector
+    and the prior's dense motion, on the flow losses scored on the prior's grid (no refiner, no
+    generator, no reconstruction loss); the phases follow each other by step."""
+    from scorr_cli.checkpoints import read_checkpoint
+    from scorr_cli.core.model import MRFA
+    from scorr_cli.errors import InputError
+    from scorr_cli.train.trainer import train
+
+    cfg = _guided_config(clip_dataset, tmp_path / "motion", landmark_flow=20.0, lip_flow=10.0)
+    assert [cfg.schedule.phase(s) for s in range(3)] == ["full"] * 3  # off by default: the paper's steps
+    cfg.schedule.keypoint_warmup_steps, cfg.schedule.motion_warmup_steps = 0, 3
+    cfg.schedule.max_steps = 3
+    cfg.run.checkpoint_every = 0
+    warm = train(cfg, show_progress=False)
+    assert all("pixel" not in h and h["landmark_flow"] > 0 and h["lip_flow"] > 0 for h in warm.history)
+    torch.manual_seed(cfg.run.seed)
+    start = MRFA(cfg.model).state_dict()  # the same seeded initialisation the run began from
+    after = read_checkpoint(warm.final).state
+    changed = {k.split(".")[0] for k in start if not torch.equal(start[k], after[k])}
+    assert changed == {"encoder", "dense_motion"}, changed
+    both = _guided_config(clip_dataset, tmp_path / "both", landmarks=10.0, landmark_flow=20.0)
+    both.schedule.keypoint_warmup_steps, both.schedule.motion_warmup_steps = 1, 2
+    assert [both.schedule.phase(s) for s in range(4)] == ["keypoints", "motion", "motion", "full"]
+    both.schedule.max_steps = 4
+    history = train(both, show_progress=False).history
+    assert [("landmark_flow" in h, "pixel" in h) for h in history] == [(False, False), (True, False),
+                                                                       (True, False), (True, True)]
+    bad = _guided_config(clip_dataset, tmp_path / "bad", landmarks=10.0)
+    bad.schedule.motion_warmup_steps = 2
+    with pytest.raises(InputError, match="loss.landmark_flow"):
+        train(bad, show_progress=False)
+
+
 def test_keypoint_motion_benchmark_reads_a_dataset(clip_dataset, tmp_path):
     """benchmarks/keypoint_motion.py on a crop --dataset folder: one row per test clip, and the guidance
     target's own lip-gap slope near 1 (the group centres move with the lips), the number the keypoints'

@@ -70,6 +70,15 @@ class MRFA(nn.Module):
         small = self.down(source)
         return PreparedSource(kp, self.decoder.prepare_source(source, small, self.refiner_kp(kp["kp"])))
 
+    def prior_motion(self, source: torch.Tensor, kp_driving: dict[str, torch.Tensor], kp_source: dict[str, torch.Tensor],
+                     bg_affine: torch.Tensor | None = None, dropout_p: float | None = None,
+                     generator: torch.Generator | None = None,
+                     source_small: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The prior's coarse motion from the keypoints: ``deformation`` (B×h×w×2 sampling grid at 1/4 size)
+        and ``occlusion``. ``dropout_p``/``generator``: the TPS prior's training-time transform dropout."""
+        extra = {"dropout_p": dropout_p, "generator": generator} if self.cfg.prior == "tpsm" else {}
+        return self.dense_motion(source, kp_driving, kp_source, bg_affine, source_small=source_small, **extra)
+
     def animate(self, source: PreparedSource, kp_driving: dict[str, torch.Tensor],
                 bg_affine: torch.Tensor | None = None, dropout_p: float | None = None,
                 generator: torch.Generator | None = None) -> FrameOutput:
@@ -77,8 +86,7 @@ class MRFA(nn.Module):
         b = kp_driving["kp"].shape[0]
         feats = source.features.expand(b)
         kp_s = {k: v.expand(b, *v.shape[1:]) for k, v in source.kp.items()}
-        extra = {"dropout_p": dropout_p, "generator": generator} if self.cfg.prior == "tpsm" else {}
-        dense = self.dense_motion(feats.image, kp_driving, kp_s, bg_affine, source_small=feats.image_small, **extra)
+        dense = self.prior_motion(feats.image, kp_driving, kp_s, bg_affine, dropout_p, generator, feats.image_small)
         out = self.decoder(feats, self.refiner_kp(kp_driving["kp"]), dense)
         return FrameOutput(out.prediction, out, dense, kp_driving)
 

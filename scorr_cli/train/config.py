@@ -45,6 +45,9 @@ DEFAULT_ROOTS: dict[str, str] = {"vox": "data/voxceleb1-png", "celebvhq": "data/
 PRECISIONS = TRAIN_PRECISIONS
 DEVICES = TRAIN_DEVICES
 CLIP_SCOPES: tuple[str, ...] = ("all", "authors")
+# What an optimiser step trains (ScheduleConfig.phase): the keypoint network alone, the keypoints and the
+# prior dense motion, or the whole model.
+TRAINING_PHASES: tuple[str, ...] = ("keypoints", "motion", "full")
 
 
 @dataclass
@@ -69,6 +72,12 @@ class ScheduleConfig:
     # and equivariance (no dense motion, refinement or generator: a fraction of a full step's cost), so
     # the keypoints carry the face's motion before the rest learns to use them. Needs loss.landmarks > 0.
     keypoint_warmup_steps: int = 0
+    # Optimiser steps after the keypoint warm-up that train the keypoints and the prior's dense motion
+    # alone, on the landmark and flow losses applied to the prior's grid (no refinement, generator or
+    # reconstruction loss: ~1/18 of a full step's cost), so the coarse motion follows the landmarks (the
+    # mouth's opening with loss.lip_flow) before the refiner and the generator learn to use it. Needs
+    # loss.landmark_flow or loss.lip_flow > 0.
+    motion_warmup_steps: int = 0
     bg_start: int = 1000  # epoch from which the background predictor is used (models with one)
     grad_clip: float = 10.0  # max ∞-norm of each module's gradient (0 disables)
     # "all": clip encoder, dense_motion, bg_predictor AND the refinement network/generator (decoder);
@@ -90,6 +99,8 @@ class ScheduleConfig:
             raise ValueError("batch_size and accum must be at least 1")
         if self.keypoint_warmup_steps < 0:
             raise ValueError(f"keypoint_warmup_steps must be >= 0, got {self.keypoint_warmup_steps}")
+        if self.motion_warmup_steps < 0:
+            raise ValueError(f"motion_warmup_steps must be >= 0, got {self.motion_warmup_steps}")
         if self.max_steps is not None and self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
         if self.max_cpu_minutes is not None and self.max_cpu_minutes <= 0:
@@ -100,6 +111,15 @@ class ScheduleConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.clip_scope not in CLIP_SCOPES:
             raise ValueError(f"clip_scope must be one of {', '.join(CLIP_SCOPES)}, got {self.clip_scope!r}")
+
+    def phase(self, step: int) -> str:
+        """What optimiser step ``step`` (0-based) trains: one of :data:`TRAINING_PHASES` ("keypoints", then
+        "motion", then "full")."""
+        if step < self.keypoint_warmup_steps:
+            return "keypoints"
+        if step < self.keypoint_warmup_steps + self.motion_warmup_steps:
+            return "motion"
+        return "full"
 
 
 @dataclass

@@ -105,12 +105,18 @@ class TrainingStep(nn.Module):
     def forward(self, source: torch.Tensor, driving: torch.Tensor, transform: RandomTransform | None,
                 use_background: bool, dropout_p: float | None, generator: torch.Generator | None,
                 landmark_targets: torch.Tensor | None = None, landmark_weights: tuple[float, float] = (0.0, 0.0),
-                keypoints_only: bool = False, landmarks: torch.Tensor | None = None) -> dict[str, Any]:
+                phase: str = "full", landmarks: torch.Tensor | None = None) -> dict[str, Any]:
         """``landmark_targets``: B×2×K×2 group centres (source, driving) for the keypoint guidance;
-        ``landmarks``: B×2×68×2 dlib points for the flow losses (``loss.landmark_flow``, ``loss.lip_flow``)."""
+        ``landmarks``: B×2×68×2 dlib points for the flow losses (``loss.landmark_flow``, ``loss.lip_flow``);
+        ``phase``: what this step trains (:meth:`ScheduleConfig.phase`); the warm-ups make no prediction."""
         lc = self.loss_cfg
-        if keypoints_only:  # the keypoint warm-up: the keypoint network alone
-            kp_source, kp_driving, out = self.model.detect(source), self.model.detect(driving), None
+        out = dense = None
+        if phase != "full":  # the warm-ups: the keypoint network (and the prior's dense motion) alone
+            kp_source, kp_driving = self.model.detect(source), self.model.detect(driving)
+            if phase == "motion":
+                bg = self.model.bg_predictor(source, driving) if (use_background and self.model.has_background) \
+                    else None
+                dense = self.model.prior_motion(source, kp_driving, kp_source, bg, dropout_p, generator)
         else:
             out = self.model(source, driving, use_background=use_background, dropout_p=dropout_p,
                              generator=generator)
@@ -128,14 +134,17 @@ class TrainingStep(nn.Module):
         if transform is not None:
             losses.update(equivariance_losses(self.model.encoder, driving, kp_driving, lc.equivariance_value,
                                               lc.equivariance_jacobian, transform))
+        if out is not None:
+            flows, dense = out.refiner.flows, out.dense
+        else:  # the motion warm-up scores the prior's grid (flow_destinations without refined flows)
+            flows = []
+        if landmarks is not None and dense is not None and lc.landmark_flow:
+            losses["landmark_flow"] = landmark_flow_loss(flows, landmarks, lc.landmark_flow, dense["deformation"])
+        if landmarks is not None and dense is not None and lc.lip_flow:
+            losses["lip_flow"] = lip_flow_loss(flows, landmarks[:, :, list(landmarks68.LIPS)], lc.lip_flow,
+                                               lc.lip_flow_levels, dense["deformation"])
         if out is None:
             return {"prediction": None, "losses": losses}
-        if landmarks is not None and lc.landmark_flow:
-            losses["landmark_flow"] = landmark_flow_loss(out.refiner.flows, landmarks, lc.landmark_flow,
-                                                         out.dense["deformation"])
-        if landmarks is not None and lc.lip_flow:
-            losses["lip_flow"] = lip_flow_loss(out.refiner.flows, landmarks[:, :, list(landmarks68.LIPS)], lc.lip_flow,
-                                               lc.lip_flow_levels, out.dense["deformation"])
         bg = out.dense.get("bg_affine")
         if bg is not None and lc.bg:
             losses["bg"] = background_loss(bg.float(), self.model.bg_predictor(driving, source).float(), lc.bg)
@@ -358,6 +367,9 @@ class Trainer:
         if config.schedule.keypoint_warmup_steps and not (lc.landmarks or lc.landmark_motion):
             raise InputError("schedule.keypoint_warmup_steps trains the keypoints on landmark guidance: "
                              "set loss.landmarks (--landmarks) or loss.landmark_motion (--landmark-motion) above 0")
+        if config.schedule.motion_warmup_steps and not (lc.landmark_flow or lc.lip_flow):
+            raise InputError("schedule.motion_warmup_steps trains the prior's motion on the flow losses: "
+                             "set loss.landmark_flow (--landmark-flow) or loss.lip_flow (--lip-flow) above 0")
         if not lc.uses_perceptual and not lc.pixel and not lc.ssim:
             raise InputError("no reconstruction loss: enable the perceptual term (--perceptual vgg19|random) "
                              "or set loss.pixel / loss.ssim")
@@ -375,7 +387,8 @@ class Trainer:
                 r = config.model.refiner
                 find_unused = (r.prior_only or not r.occlusion_update or not r.flow_update
                                or (config.model.background and config.schedule.bg_start > 0)
-                               or config.schedule.keypoint_warmup_steps > 0)
+                               or config.schedule.keypoint_warmup_steps > 0
+                               or config.schedule.motion_warmup_steps > 0)
             self.ddp = DDP(self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                            find_unused_parameters=find_unused)
 
@@ -609,12 +622,13 @@ class Trainer:
         lm_targets = None
         if max(lm_weights) > 0:
             lm_targets = torch.einsum("gk,bskc->bsgc", self.landmark_groups, batch["landmarks"].float()).to(self.device)
-        warmup = self.step < cfg.schedule.keypoint_warmup_steps
+        phase = cfg.schedule.phase(self.step)
+        warmup = phase != "full"
         ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
         with ctx:
             with self._autocast():
                 points = batch["landmarks"].to(self.device) if (lc.landmark_flow or lc.lip_flow) else None
-                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, warmup,
+                out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, phase,
                                points)
                 lips = batch["landmarks"][:, 1, list(landmarks68.LIPS)].to(self.device) if lc.mouth else None
                 losses = {} if warmup else dict(self.recon(out["prediction"], driving, lips))
