@@ -17,6 +17,7 @@ from torch import nn
 
 from scorr_cli.choices import PERCEPTUAL_BACKENDS
 from scorr_cli.core.config import check_fields
+from scorr_cli.core.geometry import grid_sample_default, resize_grid
 from scorr_cli.core.transforms import RandomTransform, TransformConfig
 
 PerceptualBackend = str  # one of choices.PERCEPTUAL_BACKENDS (checked in LossConfig)
@@ -67,6 +68,12 @@ class LossConfig:
     # Needs landmarks; 0 = off.
     lip_flow: float = 0.0
     lip_flow_levels: int = 2
+    # Prior warp (not in the paper): ``prior_warp`` × mean |source warped by the prior's grid − driving|
+    # at the image's size. The flow losses pin the prior's field at 68 points only; this keeps the rest of
+    # it (hair, neck, background) a field that warps the source onto the driving frame, which matters in
+    # the motion warm-up (schedule.motion_warmup_steps), where no reconstruction loss is there to say so.
+    # 0 = off.
+    prior_warp: float = 0.0
     pixel: float = 0.0
     ssim: float = 0.0
     perceptual_backend: PerceptualBackend = "vgg19"
@@ -86,7 +93,7 @@ class LossConfig:
                              f"expected one of {', '.join(PERCEPTUAL_BACKENDS)}")
         if len(self.perceptual) != 5:
             raise ValueError(f"perceptual needs 5 layer weights (relu1_1..relu5_1), got {len(self.perceptual)}")
-        non_negative = self.LANDMARK_TERMS + ("landmarks_anneal_steps",)
+        non_negative = self.LANDMARK_TERMS + ("landmarks_anneal_steps", "prior_warp")
         if min(getattr(self, name) for name in non_negative) < 0:
             raise ValueError(f"{', '.join(non_negative)} must be >= 0")
         if self.lip_flow_levels < 1:
@@ -414,6 +421,14 @@ def lip_flow_loss(flows: Sequence[torch.Tensor], lips: torch.Tensor, weight: flo
     return weight * total / (len(reached) * valid.sum().clamp(min=1))
 
 
+def prior_warp_loss(source: torch.Tensor, driving: torch.Tensor, deformation: torch.Tensor,
+                    weight: float) -> torch.Tensor:
+    """``weight`` × mean |source warped by the prior's ``deformation`` (B×h×w×2, resized to the image's
+    size as the refiner resizes it) − driving|, both B×C×H×W."""
+    warped = grid_sample_default(source, resize_grid(deformation, source.shape[-1]))
+    return weight * (warped.float() - driving.float()).abs().mean()
+
+
 def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: float) -> torch.Tensor:
     """Cycle consistency of the background predictor: w · mean|I₃ − A(s,d)·A(d,s)| (B×3×3 each)."""
     eye = torch.eye(3, dtype=affine_sd.dtype, device=affine_sd.device)
@@ -423,5 +438,6 @@ def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: fl
 __all__ = ["LossConfig", "ImagePyramid", "ReconstructionLoss", "perceptual_pyramid_loss", "pixel_pyramid_loss",
            "ssim_pyramid_loss", "ssim", "gaussian_window", "equivariance_losses", "background_loss",
            "landmark_guidance_loss", "landmark_motion_loss", "landmark_flow_loss", "lip_flow_loss",
+           "prior_warp_loss",
            "flow_destinations", "mouth_boxes", "crop_boxes",
            "PERCEPTUAL_BACKENDS"]

@@ -34,7 +34,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from scorr_cli.checkpoints.store import publishable_metadata, read_checkpoint, save_checkpoint, validate_state_dict
 from scorr_cli.core.losses import (LossConfig, ReconstructionLoss, background_loss, equivariance_losses,
-                                   landmark_flow_loss, landmark_guidance_loss, landmark_motion_loss, lip_flow_loss)
+                                   landmark_flow_loss, landmark_guidance_loss, landmark_motion_loss, lip_flow_loss,
+                                   prior_warp_loss)
 from scorr_cli.core.model import MRFA
 from scorr_cli.core.transforms import RandomTransform
 from scorr_cli.checkpoints.vgg import load_vgg19_weights
@@ -143,6 +144,8 @@ class TrainingStep(nn.Module):
         if landmarks is not None and dense is not None and lc.lip_flow:
             losses["lip_flow"] = lip_flow_loss(flows, landmarks[:, :, list(landmarks68.LIPS)], lc.lip_flow,
                                                lc.lip_flow_levels, dense["deformation"])
+        if dense is not None and lc.prior_warp:
+            losses["prior_warp"] = prior_warp_loss(source, driving, dense["deformation"], lc.prior_warp)
         if out is None:
             return {"prediction": None, "losses": losses}
         bg = out.dense.get("bg_affine")
