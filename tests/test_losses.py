@@ -272,3 +272,20 @@ def test_prior_warp_loss_scores_the_source_warped_by_the_prior_grid():
     still.requires_grad_(True)
     prior_warp_loss(source, driving, still, 2.0).backward()
     assert still.grad.abs().sum() > 0
+
+
+def test_prior_warp_loss_leaves_the_driving_mouth_out():
+    """With the driving lips given, an error inside their box costs nothing (an opened mouth cannot be
+    warped from a closed one) and one outside it still counts; NaN lips mask nothing."""
+    from scorr_cli.core.losses import prior_warp_loss
+
+    source = torch.zeros(1, 3, 32, 32)
+    still = torch.nn.functional.affine_grid(torch.eye(2, 3)[None], [1, 3, 32, 32], align_corners=False)
+    lips = torch.tensor([[[-0.3, 0.4], [0.3, 0.4], [0.0, 0.35], [0.0, 0.45]]])  # a mouth low in the frame
+    mouth, cheek = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    mouth[..., 21:23, 14:18] = 1.0  # pixels around (0, 0.4) in [-1, 1]
+    cheek[..., 4:6, 14:18] = 1.0  # the same error near the top of the frame
+    assert prior_warp_loss(source, mouth, still, 1.0, lips) == 0
+    assert prior_warp_loss(source, cheek, still, 1.0, lips) > 0
+    assert prior_warp_loss(source, mouth, still, 1.0, torch.full_like(lips, float("nan"))) == \
+        pytest.approx(prior_warp_loss(source, mouth, still, 1.0).item())

@@ -145,7 +145,8 @@ class TrainingStep(nn.Module):
             losses["lip_flow"] = lip_flow_loss(flows, landmarks[:, :, list(landmarks68.LIPS)], lc.lip_flow,
                                                lc.lip_flow_levels, dense["deformation"])
         if dense is not None and lc.prior_warp:
-            losses["prior_warp"] = prior_warp_loss(source, driving, dense["deformation"], lc.prior_warp)
+            lips = landmarks[:, 1, list(landmarks68.LIPS)] if landmarks is not None else None
+            losses["prior_warp"] = prior_warp_loss(source, driving, dense["deformation"], lc.prior_warp, lips)
         if out is None:
             return {"prediction": None, "losses": losses}
         bg = out.dense.get("bg_affine")
@@ -630,7 +631,8 @@ class Trainer:
         ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
         with ctx:
             with self._autocast():
-                points = batch["landmarks"].to(self.device) if (lc.landmark_flow or lc.lip_flow) else None
+                wants_points = lc.landmark_flow or lc.lip_flow or (lc.prior_warp and "landmarks" in batch)
+                points = batch["landmarks"].to(self.device) if wants_points else None
                 out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, phase,
                                points)
                 lips = batch["landmarks"][:, 1, list(landmarks68.LIPS)].to(self.device) if lc.mouth else None
