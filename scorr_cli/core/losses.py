@@ -17,7 +17,6 @@ from torch import nn
 
 from scorr_cli.choices import PERCEPTUAL_BACKENDS
 from scorr_cli.core.config import check_fields
-from scorr_cli.core.geometry import grid_sample_default, make_coordinate_grid, resize_grid
 from scorr_cli.core.transforms import RandomTransform, TransformConfig
 
 PerceptualBackend = str  # one of choices.PERCEPTUAL_BACKENDS (checked in LossConfig)
@@ -68,12 +67,6 @@ class LossConfig:
     # Needs landmarks; 0 = off.
     lip_flow: float = 0.0
     lip_flow_levels: int = 2
-    # Prior warp (not in the paper): ``prior_warp`` × mean |source warped by the prior's grid − driving|
-    # at the image's size. The flow losses pin the prior's field at 68 points only; this keeps the rest of
-    # it (hair, neck, background) a field that warps the source onto the driving frame, which matters in
-    # the motion warm-up (schedule.motion_warmup_steps), where no reconstruction loss is there to say so.
-    # The driving mouth is left out when landmarks are known (no warp makes an open mouth). 0 = off.
-    prior_warp: float = 0.0
     pixel: float = 0.0
     ssim: float = 0.0
     perceptual_backend: PerceptualBackend = "vgg19"
@@ -93,7 +86,7 @@ class LossConfig:
                              f"expected one of {', '.join(PERCEPTUAL_BACKENDS)}")
         if len(self.perceptual) != 5:
             raise ValueError(f"perceptual needs 5 layer weights (relu1_1..relu5_1), got {len(self.perceptual)}")
-        non_negative = self.LANDMARK_TERMS + ("landmarks_anneal_steps", "prior_warp")
+        non_negative = self.LANDMARK_TERMS + ("landmarks_anneal_steps",)
         if min(getattr(self, name) for name in non_negative) < 0:
             raise ValueError(f"{', '.join(non_negative)} must be >= 0")
         if self.lip_flow_levels < 1:
@@ -421,28 +414,6 @@ def lip_flow_loss(flows: Sequence[torch.Tensor], lips: torch.Tensor, weight: flo
     return weight * total / (len(reached) * valid.sum().clamp(min=1))
 
 
-def prior_warp_loss(source: torch.Tensor, driving: torch.Tensor, deformation: torch.Tensor,
-                    weight: float, lips: torch.Tensor | None = None) -> torch.Tensor:
-    """``weight`` × mean |source warped by the prior's ``deformation`` (B×h×w×2, resized to the image's
-    size as the refiner resizes it) − driving|, both B×C×H×W.
-
-    ``lips``: the driving frame's lip landmarks (B×P×2 in [-1, 1], NaN where unknown). Their box
-    (:func:`mouth_boxes`, half side 0.6 × the mouth's width) is left out: an opened mouth shows teeth and
-    a dark inside no warp of a closed one has, so there the term would only argue against opening it.
-    """
-    warped = grid_sample_default(source, resize_grid(deformation, source.shape[-1]))
-    error = (warped.float() - driving.float()).abs().mean(1)  # B×H×W
-    if lips is None:
-        return weight * error.mean()
-    boxes, valid = mouth_boxes(lips.float(), scale=0.6)
-    h, w = error.shape[-2:]
-    grid = make_coordinate_grid(h, w, device=error.device)  # H×W×2, the landmarks' pixel-centre units
-    offset = (grid[None] - boxes[:, None, None, :2]).abs().amax(-1)  # B×H×W, ∞-norm from the box centre
-    keep = ~((offset <= boxes[:, 2, None, None]) & valid[:, None, None])
-    keep = keep.float()
-    return weight * (error * keep).sum() / keep.sum().clamp_min(1)
-
-
 def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: float) -> torch.Tensor:
     """Cycle consistency of the background predictor: w · mean|I₃ − A(s,d)·A(d,s)| (B×3×3 each)."""
     eye = torch.eye(3, dtype=affine_sd.dtype, device=affine_sd.device)
@@ -452,6 +423,5 @@ def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: fl
 __all__ = ["LossConfig", "ImagePyramid", "ReconstructionLoss", "perceptual_pyramid_loss", "pixel_pyramid_loss",
            "ssim_pyramid_loss", "ssim", "gaussian_window", "equivariance_losses", "background_loss",
            "landmark_guidance_loss", "landmark_motion_loss", "landmark_flow_loss", "lip_flow_loss",
-           "prior_warp_loss",
            "flow_destinations", "mouth_boxes", "crop_boxes",
            "PERCEPTUAL_BACKENDS"]

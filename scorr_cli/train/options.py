@@ -106,10 +106,6 @@ class TrainOptions:
         None, "Lip-shape flow (not in the paper): at the two finest flow levels, the 20 lip landmarks relative "
               "to the lips' centre must land on the source's, with this weight (the mouth's opening, head motion "
               "removed); needs landmarks.npy. 0 = off (default).", min=0.0, metavar="WEIGHT", key="loss.lip_flow")
-    prior_warp: Optional[float] = option(
-        None, "Prior warp (not in the paper): L1 between the source warped by the prior's coarse motion and the "
-              "driving frame, with this weight (the driving mouth left out when the data has landmarks); keeps that "
-              "motion right away from the landmarks in schedule.motion_warmup_steps. 0 = off (default).", min=0.0, metavar="WEIGHT", key="loss.prior_warp")
     mouth_pairs: Optional[int] = option(
         None, "Draw N frame pairs per training item and keep the one whose mouth openings differ most "
               "(needs landmarks.npy; 1 = the paper's random pair).", min=1, metavar="N", key="data.mouth_pairs")

@@ -34,8 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from scorr_cli.checkpoints.store import publishable_metadata, read_checkpoint, save_checkpoint, validate_state_dict
 from scorr_cli.core.losses import (LossConfig, ReconstructionLoss, background_loss, equivariance_losses,
-                                   landmark_flow_loss, landmark_guidance_loss, landmark_motion_loss, lip_flow_loss,
-                                   prior_warp_loss)
+                                   landmark_flow_loss, landmark_guidance_loss, landmark_motion_loss, lip_flow_loss)
 from scorr_cli.core.model import MRFA
 from scorr_cli.core.transforms import RandomTransform
 from scorr_cli.checkpoints.vgg import load_vgg19_weights
@@ -144,9 +143,6 @@ class TrainingStep(nn.Module):
         if landmarks is not None and dense is not None and lc.lip_flow:
             losses["lip_flow"] = lip_flow_loss(flows, landmarks[:, :, list(landmarks68.LIPS)], lc.lip_flow,
                                                lc.lip_flow_levels, dense["deformation"])
-        if dense is not None and lc.prior_warp:
-            lips = landmarks[:, 1, list(landmarks68.LIPS)] if landmarks is not None else None
-            losses["prior_warp"] = prior_warp_loss(source, driving, dense["deformation"], lc.prior_warp, lips)
         if out is None:
             return {"prediction": None, "losses": losses}
         bg = out.dense.get("bg_affine")
@@ -631,8 +627,7 @@ class Trainer:
         ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
         with ctx:
             with self._autocast():
-                wants_points = lc.landmark_flow or lc.lip_flow or (lc.prior_warp and "landmarks" in batch)
-                points = batch["landmarks"].to(self.device) if wants_points else None
+                points = batch["landmarks"].to(self.device) if (lc.landmark_flow or lc.lip_flow) else None
                 out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, phase,
                                points)
                 lips = batch["landmarks"][:, 1, list(landmarks68.LIPS)].to(self.device) if lc.mouth else None
