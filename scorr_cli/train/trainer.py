@@ -5,7 +5,9 @@ forward (TPS dropout by epoch for the tpsm prior; the background predictor from 
 losses (reconstruction pyramid, keypoint/jacobian equivariance, background cycle), and backward of
 (sum of the terms) / accum. Then each module's gradient is clipped to ∞-norm ≤ ``grad_clip``
 (encoder, dense_motion, bg_predictor and — unlike the authors, unless ``clip_scope: authors`` — the
-decoder), and Adam steps. MultiStepLR steps once per epoch.
+decoder), and Adam steps. MultiStepLR steps once per epoch. Optional warm-up phases come first
+(``ScheduleConfig.phase``): keypoint-only steps, then keypoint + prior-motion steps on the landmark and
+flow losses; neither runs the refiner, the generator or the reconstruction loss.
 
 Reproducibility: every random draw of a step (the equivariance warp, TPS dropout) comes from
 generators seeded by (seed, rank, step, micro-batch); the data order and per-item randomness from
