@@ -70,6 +70,11 @@ class MRFA(nn.Module):
         small = self.down(source)
         return PreparedSource(kp, self.decoder.prepare_source(source, small, self.refiner_kp(kp["kp"])))
 
+    def background_motion(self, source: torch.Tensor, driving: torch.Tensor,
+                          use_background: bool = True) -> torch.Tensor | None:
+        """The background predictor's source → driving affine (B×3×3), or None without one or when off."""
+        return self.bg_predictor(source, driving) if (use_background and self.has_background) else None
+
     def prior_motion(self, source: torch.Tensor, kp_driving: dict[str, torch.Tensor], kp_source: dict[str, torch.Tensor],
                      bg_affine: torch.Tensor | None = None, dropout_p: float | None = None,
                      generator: torch.Generator | None = None,
@@ -95,7 +100,7 @@ class MRFA(nn.Module):
         """Reconstruction forward (training and evaluation): absolute keypoints, background if built."""
         prepared = self.prepare_source(source)
         kp_driving = self.detect(driving)
-        bg = self.bg_predictor(source, driving) if (use_background and self.has_background) else None
+        bg = self.background_motion(source, driving, use_background)
         out = self.animate(prepared, kp_driving, bg, dropout_p, generator)
         out.dense["bg_affine"] = bg
         out.kp_source = prepared.kp

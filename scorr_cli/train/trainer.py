@@ -113,16 +113,16 @@ class TrainingStep(nn.Module):
         ``phase``: what this step trains (:meth:`ScheduleConfig.phase`); the warm-ups make no prediction."""
         lc = self.loss_cfg
         out = dense = None
+        flows: list[torch.Tensor] = []  # the warm-ups have no refined flows: the flow losses read the prior's grid
         if phase != "full":  # the warm-ups: the keypoint network (and the prior's dense motion) alone
             kp_source, kp_driving = self.model.detect(source), self.model.detect(driving)
             if phase == "motion":
-                bg = self.model.bg_predictor(source, driving) if (use_background and self.model.has_background) \
-                    else None
+                bg = self.model.background_motion(source, driving, use_background)
                 dense = self.model.prior_motion(source, kp_driving, kp_source, bg, dropout_p, generator)
         else:
             out = self.model(source, driving, use_background=use_background, dropout_p=dropout_p,
                              generator=generator)
-            kp_source, kp_driving = out.kp_source, out.kp_driving
+            kp_source, kp_driving, flows, dense = out.kp_source, out.kp_driving, out.refiner.flows, out.dense
         losses: dict[str, torch.Tensor] = {}
         position, motion = landmark_weights
         if landmark_targets is not None and (position > 0 or motion > 0):
@@ -136,10 +136,6 @@ class TrainingStep(nn.Module):
         if transform is not None:
             losses.update(equivariance_losses(self.model.encoder, driving, kp_driving, lc.equivariance_value,
                                               lc.equivariance_jacobian, transform))
-        if out is not None:
-            flows, dense = out.refiner.flows, out.dense
-        else:  # the motion warm-up scores the prior's grid (flow_destinations without refined flows)
-            flows = []
         if landmarks is not None and dense is not None and lc.landmark_flow:
             losses["landmark_flow"] = landmark_flow_loss(flows, landmarks, lc.landmark_flow, dense["deformation"])
         if landmarks is not None and dense is not None and lc.lip_flow:
