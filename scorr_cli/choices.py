@@ -14,6 +14,14 @@ PERCEPTUAL_BACKENDS: tuple[str, ...] = ("vgg19", "random", "none")
 LPIPS_NETS: tuple[str, ...] = ("vgg", "alex", "none")
 BACKENDS: tuple[str, ...] = ("torch", "onnx")  # what runs the networks for animate/batch; onnx: onnxruntime
 ONNX_OPSETS: tuple[int, ...] = (16, 17, 18, 19, 20)  # GridSample needs 16; torch's TorchScript exporter stops at 20
+# `scorr evaluate --baseline` rows, name: what it predicts. copy-source is the floor (nothing moves);
+# driving-blurred the follow metric's ceiling: the driving frame itself softened by a Gaussian of σ 1 px (a
+# correct face no sharper than a model's), so its follow scores are what landmark noise leaves of a perfect
+# follower (in --cross its identity distance is another person's).
+EVAL_BASELINES: dict[str, str] = {
+    "copy-source": "the source frame as every prediction: no motion",
+    "driving-blurred": "the driving frame blurred by σ 1 px: a perfect follower, the follow metric's ceiling",
+}
 FACE_DETECTORS: tuple[str, ...] = ("auto", "face-alignment", "dlib")  # auto: face-alignment when its weights are here
 
 

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from scorr_cli.choices import EVAL_BASELINES
 from scorr_cli.cli.common import handle_errors
 
 _EPILOG = (
@@ -25,8 +26,8 @@ def evaluate_cmd(
                                                       "LABEL=CHECKPOINT.", show_default=False),
     data: Path = typer.Option(..., "--data", "-d", help="Dataset root in the training layout (its test/ split, see "
                               "--split) or a folder of clips (frame folders or videos).", show_default=False),
-    baseline: Optional[List[str]] = typer.Option(None, "--baseline", help="Add a baseline row: copy-source (the "
-                                                 "source frame as every prediction: no motion).",
+    baseline: Optional[List[str]] = typer.Option(None, "--baseline", help="Add a baseline row: "
+                                                 + "; ".join(f"{k} ({v})" for k, v in EVAL_BASELINES.items()) + ".",
                                                  show_default=False),
     output: Path = typer.Option(Path("scorr-eval"), "--output", "-o", help="Folder for per_clip.csv and "
                                 "summary.json."),

@@ -1,9 +1,9 @@
 """The follow metric: does the animated face do what the driving face does?
 
 Per frame, from 68 landmarks of the output and of the driving frame: mouth opening, eye opening, and
-head pose (yaw and pitch from ``cv2.solvePnP`` of the rigid landmarks — eye corners and nose — on a
-generic 3-D face, roll from the eye line). Per pair of sequences: the Pearson correlation of each signal between output and driving, and the amplitude
-ratio (standard deviation of the output's signal over the driving's). ARD, the average rotation
+head pose (yaw and pitch from the rigid landmarks — eye corners and nose — fitted to a generic 3-D
+face, roll from the eye line). Per pair of sequences: the Pearson correlation of each signal between
+output and driving, and the amplitude ratio (standard deviation of the output's signal over the driving's). ARD, the average rotation
 distance, is the mean absolute difference of the three angles in degrees.
 
 A still output (copy-source) has no variation: its correlation is defined as 0, not NaN, so "does
@@ -35,29 +35,44 @@ _MODEL_POINTS = np.array([
 
 
 def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """(yaw, pitch, roll) in degrees of one face's 68 points (pixels of an image ``(h, w)``); NaN if PnP fails.
+    """(yaw, pitch, roll) in degrees of one face's 68 points (pixels of an image ``(h, w)``); NaN if unknown.
 
-    Yaw and pitch: ``cv2.solvePnP`` of the rigid points above on a pinhole camera (focal length = image
-    width). Roll: the angle of the line through the eye centres (PnP's roll flips sign near ±180°). Frontal = (0, 0, 0); yaw > 0 turns the face
+    Yaw and pitch: the rotation of the generic face above fitted to its rigid points under scaled
+    orthographic projection, in closed form: the least-squares affine camera ``x ≈ M X + t``, then the
+    nearest scaled rotation to ``M`` (its SVD with the singular values made equal). Why not
+    ``cv2.solvePnP``: on these nearly planar points its iterative solver jumps between two mirror-like
+    minima from one frame to the next (±20° of yaw on a head that barely moves), and which one it lands in
+    changed with OpenCV 5, so the same frames scored differently by the installed version. The fit here is
+    a continuous function of the points (no jumps) and pure numpy; ``benchmarks/pose_metric.py`` measures
+    both. ``image_size`` is unused by the fit (an orthographic camera has no focal length) and kept so that
+    callers pass what a perspective model would need.
+    Roll: the angle of the line through the eye centres. Frontal = (0, 0, 0); yaw > 0 turns the face
     toward the image's right, pitch > 0 tilts the chin down, roll > 0 tilts the head clockwise on screen.
     """
-    import cv2
-
     if points is None or not np.isfinite(points).all():
         return np.full(3, np.nan)
     p = np.asarray(points, dtype=np.float64)
-    h, w = image_size
-    camera = np.array([[w, 0, w / 2.0], [0, w, h / 2.0], [0, 0, 1]], dtype=np.float64)
-    ok, rvec, _ = cv2.solvePnP(_MODEL_POINTS, p[list(_MODEL_INDICES)], camera, np.zeros(4),
-                               flags=cv2.SOLVEPNP_ITERATIVE)
-    if not ok:
+    rotation = _fit_rotation(p[list(_MODEL_INDICES)])
+    if rotation is None:
         return np.full(3, np.nan)
-    r, _ = cv2.Rodrigues(rvec)
-    pitch = math.degrees(math.atan2(r[2, 1], r[2, 2]))
-    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -r[2, 0]))))
+    pitch = math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -rotation[2, 0]))))
     left, right = p[36:42].mean(axis=0), p[42:48].mean(axis=0)
     roll = math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
     return np.array([yaw, pitch, roll])
+
+
+def _fit_rotation(image_points: np.ndarray) -> Optional[np.ndarray]:
+    """Camera-from-face rotation (3×3, det +1) that best maps :data:`_MODEL_POINTS` onto ``image_points``
+    (N×2 pixels) under scaled orthographic projection; None for a degenerate set (all points on a line)."""
+    model = _MODEL_POINTS - _MODEL_POINTS.mean(axis=0)
+    image = image_points - image_points.mean(axis=0)
+    affine = np.linalg.lstsq(model, image, rcond=None)[0].T  # 2×3: scale × the rotation's first two rows
+    u, s, vt = np.linalg.svd(affine, full_matrices=False)
+    if s[1] <= 1e-9 * max(s[0], 1e-12):
+        return None
+    rows = u @ vt  # the nearest pair of orthonormal rows
+    return np.vstack([rows, np.cross(rows[0], rows[1])])
 
 
 def frame_signals(points: Optional[np.ndarray], image_size: tuple[int, int]) -> np.ndarray:

@@ -29,13 +29,14 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from scorr_cli.choices import LPIPS_NETS, one_of
+from scorr_cli.choices import EVAL_BASELINES, LPIPS_NETS, one_of
 from scorr_cli.errors import InputError, ScorrError
 from scorr_cli.evaluate import metrics as M
 from scorr_cli.evaluate.follow import FOLLOW_METRICS, follow_scores, rotation_distance, sequence_signals
 from scorr_cli.fsutil import sha256_file
 
-BASELINES = ("copy-source",)
+BASELINES: tuple[str, ...] = tuple(EVAL_BASELINES)
+BLUR_SIGMA = 1.0  # driving-blurred's Gaussian, pixels at the evaluated size
 # Reconstruction also reports how well the expression follows the (same person's) driving frames: mouth
 # and eyes, correlation and amplitude per clip, from the landmarks AKD already finds.
 RECON_FOLLOW_METRICS = tuple(f"{s}_{k}" for s in ("mouth", "eyes") for k in ("corr", "amp"))
@@ -274,10 +275,29 @@ def _prepare(method: Method, source: torch.Tensor) -> _Prepared:
     return _Prepared(method, eng.prepare(source[None]).prepared, source[None].to(eng.device))
 
 
+def _baseline(p: _Prepared, frames: torch.Tensor) -> torch.Tensor:
+    """A baseline's predictions for driving ``frames`` (N×3×S×S in [0, 1]); see ``choices.EVAL_BASELINES``."""
+    if p.method.name == "driving-blurred":
+        return _gaussian_blur(frames.cpu(), BLUR_SIGMA)
+    return p.source.expand(frames.shape[0], -1, -1, -1).cpu()  # copy-source: no motion at all
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of N×C×H×W images, edges replicated."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    c = images.shape[1]
+    out = torch.nn.functional.pad(images, (radius,) * 4, mode="replicate")
+    out = torch.nn.functional.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return torch.nn.functional.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 def _reconstruct(p: _Prepared, frames: torch.Tensor, use_background: bool) -> torch.Tensor:
     """The authors' reconstruction forward (absolute keypoints, background motion when the model has it)."""
-    if p.method.engine is None:  # copy-source: no motion at all
-        return p.source.expand(frames.shape[0], -1, -1, -1).cpu()
+    if p.method.engine is None:
+        return _baseline(p, frames)
     from scorr_cli.core.engine import SourceState
 
     return p.method.engine.reconstruct(SourceState(p.prepared), p.source, frames, use_background)
@@ -286,7 +306,7 @@ def _reconstruct(p: _Prepared, frames: torch.Tensor, use_background: bool) -> to
 @torch.no_grad()
 def _cross(p: _Prepared, frames: torch.Tensor) -> torch.Tensor:
     if p.method.engine is None:
-        return p.source.expand(frames.shape[0], -1, -1, -1).cpu()
+        return _baseline(p, frames)
     from scorr_cli.core.transfer import TransferOptions
 
     eng = p.method.engine
