@@ -459,3 +459,20 @@ def test_mouth_check_benchmark_runs_on_a_training_split(clip_dataset, tmp_path):
     assert np.isfinite(result["median_control_amp"]) and result["median_control_amp"] > 0
     sheet = read_image(tmp_path / "example.png")
     assert sheet.shape[:2] == (2 * 128, 7 * 128)  # 7 frames, truth over model, at the default model's size
+
+
+def test_pose_metric_benchmark_compares_the_estimators_on_a_split(clip_dataset):
+    """benchmarks/pose_metric.py: for each clip, the pose of the stored 256² landmarks against landmarks found
+    again at 128², for the follow metric's fit and for cv2.solvePnP; medians in the last (JSON) line."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "pose_metric.py"),
+                          str(clip_dataset), "--split", "train", "--frames", "8"],
+                         capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["benchmark"] == "pose_metric" and result["clips"] == 1 and result["frames"] == 8
+    for estimator in ("fit", "solvePnP", "solvePnP from the fit"):
+        assert np.isfinite(result["medians"][f"{estimator} yaw jitter"]), estimator
+        assert -1 <= result["medians"][f"{estimator} pitch r"] <= 1, estimator
