@@ -147,7 +147,8 @@ def summary_json(result: EvalResult) -> dict[str, Any]:
             "mkr": "fraction of frames with a ground-truth face whose generated face is not detected",
             "aed": "mean Euclidean distance of 128-d dlib ResNet identity embeddings",
             "ard": "mean |yaw, pitch, roll difference| in degrees between output and driving (yaw, pitch: "
-                   "cv2.solvePnP of eye-corner and nose landmarks on a generic 3-D face; roll: the eye line)",
+                   "a generic 3-D face fitted in closed form, scaled orthographic, to the eye-corner and nose "
+                   "landmarks; roll: the eye line)",
             "<signal>_corr": "Pearson correlation of the signal between output and driving frames of a pair "
                              "(0 when the output does not vary); signals: mouth = inner-lip gap / eye-corner "
                              "distance, eyes = eye aspect ratio, yaw/pitch/roll = head pose; median over pairs "
