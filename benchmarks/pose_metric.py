@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -50,9 +49,7 @@ def solvepnp_pose(points, image_size, seeded=False):
                                **guess)
     if not ok:
         return np.full(2, np.nan)
-    r, _ = cv2.Rodrigues(rvec)
-    return np.array([math.degrees(math.asin(max(-1.0, min(1.0, -r[2, 0])))),
-                     math.degrees(math.atan2(r[2, 1], r[2, 2]))])
+    return np.array(follow.yaw_pitch(cv2.Rodrigues(rvec)[0]))
 
 
 def main() -> None:
@@ -69,28 +66,27 @@ def main() -> None:
     from rich.table import Table
 
     from scorr_cli.evaluate import follow
+    from scorr_cli.evaluate.metrics import FaceMetrics
     from scorr_cli.faces import get_detector
     from scorr_cli.media import read_image
 
     estimators = {"fit": lambda p, size: follow.head_pose(p, size)[:2], "solvePnP": solvepnp_pose,
                   "solvePnP from the fit": lambda p, size: solvepnp_pose(p, size, seeded=True)}
-    detector = get_detector("dlib")
+    faces = FaceMetrics(get_detector("dlib"))
     clips = sorted(d for d in (args.data / args.split).iterdir() if (d / "landmarks.npy").is_file())
     if not clips:
         sys.exit(f"{args.data / args.split}: no clips with landmarks.npy")
     rows = []
     for clip in clips:
         full = np.load(clip / "landmarks.npy")[:args.frames]
-        files = sorted(clip.glob("*.png"))[:len(full)]
-        first = read_image(files[0])
         small = []
-        for f in files:
-            frame = cv2.resize(read_image(f), (args.size, args.size), interpolation=cv2.INTER_AREA)
-            faces = detector.detect(frame)
-            small.append(max(faces, key=lambda x: x.area).landmarks68 if faces else None)
+        for f in sorted(clip.glob("*.png"))[:len(full)]:
+            frame = read_image(f)
+            shape = frame.shape[:2]
+            small.append(faces.face(cv2.resize(frame, (args.size, args.size), interpolation=cv2.INTER_AREA)).landmarks)
         row = {"clip": clip.name}
         for name, pose in estimators.items():
-            big = np.array([pose(p, first.shape[:2]) if np.isfinite(p).all() else [np.nan] * 2 for p in full])
+            big = np.array([pose(p, shape) if np.isfinite(p).all() else [np.nan] * 2 for p in full])
             low = np.array([pose(p, (args.size,) * 2) if p is not None else [np.nan] * 2 for p in small])
             for k, axis in enumerate(("yaw", "pitch")):
                 row[f"{name} {axis} r"] = follow.pearson(low[:, k], big[:, k])

@@ -55,11 +55,16 @@ def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     rotation = _fit_rotation(p[list(_MODEL_INDICES)])
     if rotation is None:
         return np.full(3, np.nan)
-    pitch = math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
-    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -rotation[2, 0]))))
+    yaw, pitch = yaw_pitch(rotation)
     left, right = p[36:42].mean(axis=0), p[42:48].mean(axis=0)
     roll = math.degrees(math.atan2(right[1] - left[1], right[0] - left[0]))
     return np.array([yaw, pitch, roll])
+
+
+def yaw_pitch(rotation: np.ndarray) -> tuple[float, float]:
+    """Yaw and pitch in degrees of a camera-from-face rotation matrix, in :func:`head_pose`'s convention."""
+    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -rotation[2, 0]))))
+    return yaw, math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
 
 
 def _fit_rotation(image_points: np.ndarray) -> Optional[np.ndarray]:
