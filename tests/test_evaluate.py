@@ -234,6 +234,37 @@ def test_cross_identity_from_photos_with_a_following_method(dataset, tmp_path, m
         EvalConfig(data=dataset, baselines=["copy-source"], sources=photos)
 
 
+def test_cross_identity_is_measured_at_the_size_animate_delivers(dataset, tiny_ckpt, monkeypatch, tmp_path):
+    """A 64² model's cross pairs are scored as `scorr animate` writes them: driving frames and outputs at
+    256² (the output upsampled), not at 64², where dlib's landmarks on the small driving frames are noise.
+    Reconstruction stays at the model's resolution."""
+    from scorr_cli.evaluate import protocol
+    from scorr_cli.evaluate.report import summary_json
+
+    seen: dict[str, set] = {"driving": set(), "output": set()}
+    real_driving, real_output = protocol._CrossPair.add_driving, protocol._CrossPair.add_output
+
+    def add_driving(self, frames):
+        seen["driving"].update(f.shape for f in frames)
+        return real_driving(self, frames)
+
+    def add_output(self, method, frames):
+        seen["output"].update(f.shape for f in frames)
+        return real_output(self, method, frames)
+
+    monkeypatch.setattr(protocol._CrossPair, "add_driving", add_driving)
+    monkeypatch.setattr(protocol._CrossPair, "add_output", add_output)
+    r = evaluate(EvalConfig(data=dataset, checkpoints=[str(tiny_ckpt)], cross=True, max_frames=3, aed=False,
+                            lpips="none", device="cpu"))
+    assert (r.size, r.measure_size) == (64, 256)
+    assert seen == {"driving": {(256, 256, 3)}, "output": {(256, 256, 3)}}
+    js = summary_json(r)
+    assert (js["resolution"], js["measured_at"]) == (64, 256)
+    recon = evaluate(EvalConfig(data=dataset, checkpoints=[str(tiny_ckpt)], max_clips=1, max_frames=2, akd=False,
+                                aed=False, lpips="none", device="cpu"))
+    assert (recon.size, recon.measure_size) == (64, 64)
+
+
 def test_reconstruction_reports_mouth_and_eyes_follow_per_clip(dataset, monkeypatch):
     """Reconstruction also scores the expression against the same person's frames: a method that outputs
     the ground truth follows perfectly (1, 1), the still copy-source not at all (0, 0); medians over clips."""

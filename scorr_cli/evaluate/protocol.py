@@ -16,6 +16,11 @@ no ground truth, so the pixel metrics and AKD do not apply. Instead: the follow 
 pitch and roll between output and driving, the median over pairs in the summary), ARD (head-pose
 distance to the driving, degrees) and AED against the *source* face (identity preservation). AUH
 needs an action-unit model that scorr does not ship; it is reported as skipped with that reason.
+Cross-identity pairs are measured at the size ``scorr animate`` delivers (``delivered_size``: 256² for
+the 128² lite model): sources and driving frames are cut at that size, the engine shrinks them to the
+model's as it does in animate, and the output is upsampled back the way animate writes it. Measured at
+the model's 128² instead, dlib's landmarks on the small *driving* frames are so noisy that even the
+driving frames themselves (blurred by 1 px) correlate with them only 0.79 in yaw and 0.70 in pitch.
 """
 
 from __future__ import annotations
@@ -118,9 +123,13 @@ class EvalResult:
     frames: dict[str, int]
     skipped: dict[str, str]  # metric -> reason
     metrics: tuple[str, ...]
-    size: int
+    size: int  # the models' resolution
     seconds: float
     cropper: str = ""
+    measure_size: Optional[int] = None  # frames are measured at this size (cross: animate's; else ``size``)
+
+    def __post_init__(self) -> None:
+        self.measure_size = self.measure_size or self.size
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -305,16 +314,20 @@ def _reconstruct(p: _Prepared, frames: torch.Tensor, use_background: bool) -> to
 
 @torch.no_grad()
 def _cross(p: _Prepared, frames: torch.Tensor) -> torch.Tensor:
+    """Predictions for driving ``frames`` at their own size, as ``scorr animate`` makes them: the engine
+    shrinks the frames to the model's resolution, the output is upsampled back the way animate writes it."""
     if p.method.engine is None:
         return _baseline(p, frames)
     from scorr_cli.core.transfer import TransferOptions
+    from scorr_cli.pipeline.render import images_to_tensor, tensor_to_images
 
     eng = p.method.engine
     if p.state is None:
         from scorr_cli.core.engine import SourceState
 
         p.state = SourceState(p.prepared)  # reference: the first driving frame (set by the engine)
-    return eng.animate(p.state, frames.to(eng.device), TransferOptions("relative", True)).prediction.cpu()
+    out = eng.animate(p.state, frames.to(eng.device), TransferOptions("relative", True)).prediction.cpu()
+    return out if out.shape[-1] == frames.shape[-1] else images_to_tensor(tensor_to_images(out, frames.shape[-1]))
 
 
 # ----------------------------------------------------------------------------- the run
@@ -486,7 +499,8 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     t0 = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
     methods, size = load_methods(config)
-    clips = _clips(config, size)
+    measure = measure_size(config, size)
+    clips = _clips(config, measure)
     skipped, lpips_model = _skipped_metrics(config, methods)
     metric_names = CROSS_METRICS if config.cross else RECON_METRICS
     detector, embedder, cropper = _face_tools(config, skipped)
@@ -496,13 +510,13 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     per_pair: dict[str, dict[str, list[float]]] = {m.name: {x: [] for x in PER_PAIR_METRICS} for m in methods}
     frames_seen = {m.name: 0 for m in methods}
     rows: list[ClipResult] = []
-    jobs = _jobs(config, clips, size, detector)
+    jobs = _jobs(config, clips, measure, detector)
     for k, (src, drv_clip) in enumerate(jobs):
         report("clips", k, len(jobs))
         source = _first_frame(src)
         prepared = [_prepare(m, source) for m in methods]
         clip_accs = {m.name: _Acc() for m in methods}
-        run = _CrossPair(faces, source, methods, size) if config.cross else None
+        run = _CrossPair(faces, source, methods, measure) if config.cross else None
         same = _ReconFollow(methods, size) if (faces.akd and not config.cross) else None
         total = drv_clip.num_frames if config.max_frames is None else min(config.max_frames, drv_clip.num_frames)
         n = 0
@@ -524,10 +538,19 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     report("clips", len(jobs), len(jobs))
     summary = {m.name: {x: _median(per_pair[m.name][x]) if x in PER_PAIR_METRICS else accs[m.name].mean(x)
                         for x in metric_names} for m in methods}
-    _explain_unmeasured(summary, metric_names, skipped, cropper, size)
+    _explain_unmeasured(summary, metric_names, skipped, cropper, measure)
     identical = {m.name: accs[m.name].identical for m in methods}
     return EvalResult(config, methods, rows, summary, identical, frames_seen, skipped, metric_names, size,
-                      time.perf_counter() - t0, cropper)
+                      time.perf_counter() - t0, cropper, measure)
+
+
+def measure_size(config: EvalConfig, size: int) -> int:
+    """Where frames are measured: reconstruction at the models' resolution (the paper's protocol);
+    cross-identity pairs at the size ``scorr animate`` delivers, the driving frames at that size as the
+    truth to follow (see the module docstring)."""
+    from scorr_cli.pipeline.options import delivered_size
+
+    return delivered_size(size) if config.cross else size
 
 
 def _score_batch(config: EvalConfig, prepared: list, gt: torch.Tensor, run: Optional["_CrossPair"],

@@ -33,7 +33,9 @@ PROTOCOLS = {
                       "memory, averaged over all frames of all clips; mouth/eyes follow per clip, median over clips",
     "cross": "a source (frame 0 of a clip, or a face crop of a --sources photo) animated by a clip of another "
              "identity (relative motion from the driving clip's first frame); follow metrics per pair, their "
-             "median over pairs in the summary; ARD against the driving's head pose; AED against the source face",
+             "median over pairs in the summary; ARD against the driving's head pose; AED against the source face; "
+             "measured at the size scorr animate delivers (measured_at): sources and driving frames cut at that "
+             "size, the model's output upsampled to it as animate writes it",
 }
 
 
@@ -51,7 +53,8 @@ def render_table(result: EvalResult):
     from rich.table import Table
 
     mode = "cross-identity" if result.config.cross else "reconstruction"
-    table = Table(title=f"scorr evaluate — {mode}, {result.size}x{result.size}, "
+    at = f" (measured at {result.measure_size}x{result.measure_size})" if result.measure_size != result.size else ""
+    table = Table(title=f"scorr evaluate — {mode}, {result.size}x{result.size}{at}, "
                         f"{len({c.clip for c in result.clips})} clip(s)")
     shown = [m for m in result.metrics if m not in result.skipped]
     if result.config.cross:
@@ -137,6 +140,7 @@ def summary_json(result: EvalResult) -> dict[str, Any]:
         "protocol": "cross" if result.config.cross else "reconstruction",
         "protocol_description": PROTOCOLS["cross" if result.config.cross else "reconstruction"],
         "resolution": result.size,
+        "measured_at": result.measure_size,
         "settings": settings,
         "face_detector": result.cropper or None,
         "metric_definitions": {

@@ -21,6 +21,12 @@ from scorr_cli.options import argument, option
 
 DEFAULT_OUTPUT_SIZE = 256  # smaller models are upsampled to this; larger ones keep their resolution
 
+
+def delivered_size(model_size: int, requested: Optional[int] = None) -> int:
+    """The size faces are cut and written at (``--size``, else the model's or DEFAULT_OUTPUT_SIZE, the
+    larger): what a user of ``scorr animate`` sees, and what ``scorr evaluate --cross`` measures."""
+    return requested or max(model_size, DEFAULT_OUTPUT_SIZE)
+
 # Options a batch manifest row may set for its own pair (the others hold for the whole batch).
 PAIR_OPTIONS: tuple[str, ...] = ("mode", "adapt_scale", "crop", "max_frames", "best_frame", "format", "audio")
 
@@ -108,7 +114,7 @@ class RenderOptions:
 
     def output_size(self, model_size: int) -> int:
         """Faces are cut and written at this size; the engine resizes them to the model's."""
-        return self.size or max(model_size, DEFAULT_OUTPUT_SIZE)
+        return delivered_size(model_size, self.size)
 
     def audio_from(self, kind: str, driving: Path, has_audio: bool) -> Optional[Path]:
         """The file to copy audio from: the driving video, for an MP4 output, unless --no-audio."""
