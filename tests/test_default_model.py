@@ -27,16 +27,18 @@ HELD_OUT_PAIR = ("source/dreamtalk_male_face.png", "driving/styletalk_furious_ta
 PAIR_FRAMES = 100
 # What the shipped weights reach (weights/README.md has the measured values), with a margin.
 # The Quickstart's driving clip is the portrait moved by a 2-D motion (examples/make_examples.py): no
-# mouth, no yaw or pitch to follow, but the head tilts (roll) by ±7°. Measured: roll r 0.95, amplitude 0.75
+# mouth, no yaw or pitch to follow, but the head tilts (roll) by ±7°. Measured: roll r 0.99, amplitude 0.79
 # (the 3,691-step release: 0.86, 0.36).
 QUICKSTART_FLOORS = {"roll_corr": 0.8, "roll_amp": 0.6}
-# Held-out pair, measured with the 9,651-step release (weights/README.md): mouth r 0.71-0.73 (amplitude 0.53),
-# yaw r 0.98 (0.61-0.62), pitch r 0.69-0.77, roll r 0.97 (0.91-0.92); the ranges are OpenCV 4.14 and 5.1,
-# which render the frames a little differently (1.3 grey levels apart on average). The mouth is what the motion warm-up brought: the
-# 4,918-step release had mouth r 0.23 here and fails the mouth floor.
+# Held-out pair, measured with the 11,801-step release (weights/README.md; OpenCV 5.1): mouth r 0.75 (amplitude
+# 0.49), yaw r 0.98 (0.70), pitch r 0.62 (1.39), roll r 0.83 (0.92). The 9,651-step release had mouth 0.71-0.73
+# (0.53), yaw 0.98 (0.61-0.62), pitch 0.69-0.77, roll 0.97 (0.91-0.92), the ranges being OpenCV 4.14 and 5.1,
+# which render the frames a little differently (1.3 grey levels apart on average); this pair's roll fell
+# while the median over the 9 card pairs stayed at 0.79. The mouth is what the motion warm-up brought:
+# the 4,918-step release had mouth r 0.23 here and fails the mouth floor.
 PAIR_FLOORS = {"mouth_corr": 0.5, "mouth_amp": 0.3, "yaw_corr": 0.9, "yaw_amp": 0.4, "pitch_corr": 0.5,
-               "roll_corr": 0.8, "roll_amp": 0.2}
-# The issue's target; the 1,541-step release had 0.009 (all ten keypoints in one cluster), this one 0.31.
+               "roll_corr": 0.7, "roll_amp": 0.2}
+# The issue's target; the 1,541-step release had 0.009 (all ten keypoints in one cluster), this one 0.32.
 KEYPOINT_SPREAD_FLOOR = 0.15
 
 
