@@ -46,7 +46,8 @@ def evaluate_cmd(
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Evaluate only the first N frames "
                                              "of each clip."),
     size: Optional[int] = typer.Option(None, "--size", min=8, help="Evaluated resolution for baselines alone "
-                                       "(default 256; with checkpoints: their resolution)."),
+                                       "(default 256; with checkpoints: their resolution, and --cross pairs are "
+                                       "measured at the size scorr animate delivers, 256 or more)."),
     lpips: str = typer.Option("vgg", "--lpips", help="LPIPS backbone: vgg (the authors' choice), alex, or none."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="Folder with the LPIPS backbone "
                                                  "and head files.", show_default=False),

@@ -546,11 +546,11 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
 
 def measure_size(config: EvalConfig, size: int) -> int:
     """Where frames are measured: reconstruction at the models' resolution (the paper's protocol);
-    cross-identity pairs at the size ``scorr animate`` delivers, the driving frames at that size as the
-    truth to follow (see the module docstring)."""
+    cross-identity pairs of checkpoints at the size ``scorr animate`` delivers, the driving frames at that
+    size as the truth to follow (see the module docstring). Baselines alone: at ``size`` (``--size``)."""
     from scorr_cli.pipeline.options import delivered_size
 
-    return delivered_size(size) if config.cross else size
+    return delivered_size(size) if config.cross and config.checkpoints else size
 
 
 def _score_batch(config: EvalConfig, prepared: list, gt: torch.Tensor, run: Optional["_CrossPair"],
