@@ -124,12 +124,9 @@ class EvalResult:
     skipped: dict[str, str]  # metric -> reason
     metrics: tuple[str, ...]
     size: int  # the models' resolution
+    measure_size: int  # frames are measured at this size (see ``measure_size``)
     seconds: float
     cropper: str = ""
-    measure_size: Optional[int] = None  # frames are measured at this size (cross: animate's; else ``size``)
-
-    def __post_init__(self) -> None:
-        self.measure_size = self.measure_size or self.size
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -540,8 +537,8 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
                         for x in metric_names} for m in methods}
     _explain_unmeasured(summary, metric_names, skipped, cropper, measure)
     identical = {m.name: accs[m.name].identical for m in methods}
-    return EvalResult(config, methods, rows, summary, identical, frames_seen, skipped, metric_names, size,
-                      time.perf_counter() - t0, cropper, measure)
+    return EvalResult(config, methods, rows, summary, identical, frames_seen, skipped, metric_names, size, measure,
+                      time.perf_counter() - t0, cropper)
 
 
 def measure_size(config: EvalConfig, size: int) -> int:

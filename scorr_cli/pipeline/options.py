@@ -27,6 +27,7 @@ def delivered_size(model_size: int, requested: Optional[int] = None) -> int:
     larger): what a user of ``scorr animate`` sees, and what ``scorr evaluate --cross`` measures."""
     return requested or max(model_size, DEFAULT_OUTPUT_SIZE)
 
+
 # Options a batch manifest row may set for its own pair (the others hold for the whole batch).
 PAIR_OPTIONS: tuple[str, ...] = ("mode", "adapt_scale", "crop", "max_frames", "best_frame", "format", "audio")
 
