@@ -44,7 +44,7 @@ def main() -> None:
     from scorr_cli.evaluate.protocol import photo_sources
     from scorr_cli.faces import get_detector
     from scorr_cli.media import read_image
-    from scorr_cli.pipeline.render import images_to_tensor
+    from scorr_cli.pipeline.render import images_to_tensor, tensor_to_images
 
     path = resolve_checkpoint(args.checkpoint)
     engines = {"fp32": AnimationEngine(load_checkpoint(path, skip_updates=0)[0], "cpu", "fp32")}
@@ -73,11 +73,11 @@ def main() -> None:
             state = engine.prepare(photos[photo][None])
             preds = [engine.animate(state, driving[i:i + 8], TransferOptions("relative", True)).prediction
                      for i in range(0, len(driving), 8)]
-            outputs[name] = list(M.to_uint8(torch.cat(preds)))
+            outputs[name] = list(tensor_to_images(torch.cat(preds)))
         outputs["fp32 dithered"] = [np.clip(o.astype(np.int16) + rng.integers(-1, 2, o.shape), 0, 255).astype(np.uint8)
                                     for o in outputs["fp32"]]
         marks = {name: landmarks(frames) for name, frames in outputs.items()}
-        drive = sequence_signals(landmarks(list(M.to_uint8(driving))), (size, size))
+        drive = sequence_signals(landmarks(list(tensor_to_images(driving))), (size, size))
         row = {"pair": f"{photo} / {clip}"}
         for name in marks:
             if name != "fp32":

@@ -93,12 +93,11 @@ def render_follow(engine, faces, clip: Path, frames: np.ndarray, landmarks: np.n
 
     from scorr_cli.core.transfer import TransferOptions
     from scorr_cli.evaluate.follow import SIGNALS, amplitude, pearson
-    from scorr_cli.evaluate.metrics import to_uint8
     from scorr_cli.faces import landmarks as lm68
-    from scorr_cli.pipeline.render import images_to_tensor
+    from scorr_cli.pipeline.render import images_to_tensor, tensor_to_images
 
     def mouth(batch: torch.Tensor) -> np.ndarray:  # the follow metric's mouth signal of each frame
-        images = to_uint8(batch)
+        images = tensor_to_images(batch)
         return faces.signals(images, images[0].shape[:2])[:, SIGNALS.index("mouth")]
 
     x = engine._to_device(images_to_tensor(list(frames)))

@@ -43,10 +43,10 @@ def main() -> None:
 
     from scorr_cli.core.engine import SourceState
     from scorr_cli.evaluate.follow import SIGNALS, amplitude, pearson
-    from scorr_cli.evaluate.metrics import FaceMetrics, to_uint8
+    from scorr_cli.evaluate.metrics import FaceMetrics
     from scorr_cli.faces import get_detector
     from scorr_cli.pipeline.options import RenderOptions
-    from scorr_cli.pipeline.render import load_engine
+    from scorr_cli.pipeline.render import load_engine, tensor_to_images
     from scorr_cli.train.data import iter_test_clips
 
     engine = load_engine(RenderOptions(checkpoint=args.checkpoint, precision="fp32", device="cpu"))
@@ -64,7 +64,7 @@ def main() -> None:
         state = SourceState(engine.prepare(truth[:1]).prepared)
         pred = torch.cat([engine.reconstruct(state, truth[:1], truth[i:i + 8], engine.model.has_background)
                           for i in range(0, len(truth), 8)])
-        truth_u8, pred_u8 = to_uint8(truth), to_uint8(pred)
+        truth_u8, pred_u8 = tensor_to_images(truth), tensor_to_images(pred)
         blurred = [cv2.GaussianBlur(im, (0, 0), args.blur) for im in truth_u8]
         t, b, p = mouth(truth_u8), mouth(blurred), mouth(pred_u8)
         rows.append({"clip": clip.name, "frames": len(frames), "truth_std": float(np.nanstd(t)),

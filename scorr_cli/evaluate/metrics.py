@@ -187,12 +187,6 @@ def find_lpips_weights(net: str, extra: Optional[str | Path] = None) -> tuple[Op
 # ----------------------------------------------------------------------------- face metrics
 
 
-def to_uint8(batch: torch.Tensor) -> list[np.ndarray]:
-    """B×3×H×W [0, 1] -> HxWx3 uint8 (rounded) for the face tools, which take 8-bit images."""
-    a = batch.detach().float().clamp(0, 1).mul(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return list(a)
-
-
 @dataclass
 class FaceInfo:
     box: Optional[np.ndarray]  # x0, y0, x1, y1 of the largest face, or None

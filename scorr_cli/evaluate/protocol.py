@@ -39,6 +39,7 @@ from scorr_cli.errors import InputError, ScorrError
 from scorr_cli.evaluate import metrics as M
 from scorr_cli.evaluate.follow import FOLLOW_METRICS, follow_scores, rotation_distance, sequence_signals
 from scorr_cli.fsutil import sha256_file
+from scorr_cli.pipeline.render import tensor_to_images
 
 BASELINES: tuple[str, ...] = tuple(EVAL_BASELINES)
 BLUR_SIGMA = 1.0  # driving-blurred's Gaussian, pixels at the evaluated size
@@ -316,7 +317,7 @@ def _cross(p: _Prepared, frames: torch.Tensor) -> torch.Tensor:
     if p.method.engine is None:
         return _baseline(p, frames)
     from scorr_cli.core.transfer import TransferOptions
-    from scorr_cli.pipeline.render import images_to_tensor, tensor_to_images
+    from scorr_cli.pipeline.render import images_to_tensor
 
     eng = p.method.engine
     if p.state is None:
@@ -346,7 +347,7 @@ def _recon_scores(pred: torch.Tensor, gt: torch.Tensor, gt_u8, gt_cache: list, l
     if lpips_model is not None:
         vals["lpips"] = lpips_model.score01(pred, gt)
     if gt_u8 is not None:
-        vals.update(faces.scores(M.to_uint8(pred), gt_u8, gt_cache, landmarks))
+        vals.update(faces.scores(tensor_to_images(pred), gt_u8, gt_cache, landmarks))
     return vals
 
 
@@ -377,7 +378,7 @@ class _CrossPair:
         self.outputs: dict[str, list[np.ndarray]] = {m.name: [] for m in methods}
         self.source_embedding = None
         if faces.embedder is not None:
-            s8 = M.to_uint8(source[None])[0]
+            s8 = tensor_to_images(source[None])[0]
             self.source_embedding = faces.embed(s8, faces.face(s8))
 
     def add_driving(self, frames: list[np.ndarray]) -> None:
@@ -555,13 +556,13 @@ def _score_batch(config: EvalConfig, prepared: list, gt: torch.Tensor, run: Opti
                  ) -> Iterator[tuple[str, dict[str, float]]]:
     """Each method's scores on one batch of driving frames: follow signals of its output (cross-identity)
     or reconstruction metrics against the frames."""
-    gt_u8 = M.to_uint8(gt) if (faces.active or run is not None) else None
+    gt_u8 = tensor_to_images(gt) if (faces.active or run is not None) else None
     gt_cache: list = [None] * gt.shape[0]
     if run is not None:
         run.add_driving(gt_u8)
     for p in prepared:
         if run is not None:
-            yield p.method.name, run.add_output(p.method.name, M.to_uint8(_cross(p, gt)))
+            yield p.method.name, run.add_output(p.method.name, tensor_to_images(_cross(p, gt)))
         else:
             yield p.method.name, _recon_scores(_reconstruct(p, gt, config.use_background), gt, gt_u8, gt_cache,
                                                lpips_model, faces,
