@@ -444,6 +444,23 @@ def test_mouth_contrast_pairs_pick_the_pair_whose_mouths_differ():
     assert mouth_contrast_pair(points, [3, 5], 1, rng) == [3, 5]
 
 
+def test_motion_contrast_pairs_pick_the_pair_whose_landmarks_move_most():
+    """data.motion_pairs: of N drawn frame pairs the one whose landmarks move most; frames without a face
+    never win; 1 keeps the paper's draw; it cannot be combined with mouth_pairs."""
+    from scorr_cli.train.data import DataConfig, motion_contrast_pair
+
+    points = np.tile(np.linspace(0, 100, 68 * 2, dtype=np.float32).reshape(1, 68, 2), (20, 1, 1))
+    points[11] += 30.0  # the head moves in frame 11 only
+    points[4] = np.nan  # frame 4 has no face
+    points[5, :, 0] += 5.0  # a small motion, in a pair that also has a NaN frame
+    rng = np.random.default_rng(0)
+    picked = [motion_contrast_pair(points, [0, 1], 32, rng) for _ in range(5)]
+    assert all(11 in pair and 4 not in pair for pair in picked), picked
+    assert motion_contrast_pair(points, [4, 5], 1, rng) == [4, 5]
+    with pytest.raises(ValueError, match="only one"):
+        DataConfig(mouth_pairs=4, motion_pairs=4)
+
+
 def test_mouth_check_benchmark_runs_on_a_training_split(clip_dataset, tmp_path):
     """benchmarks/mouth_check.py reads a split of a crop --dataset folder: one row per clip, its blurred
     control measured against the truth, and a montage (truth above, model below) per clip."""

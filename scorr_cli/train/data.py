@@ -42,6 +42,10 @@ class DataConfig:
     # keep the one whose mouth openings (stored landmarks) differ most. Random pairs of a talking clip
     # mostly show the same mouth, so the model is rarely asked to open or close one; 1 = the paper's draw.
     mouth_pairs: int = 1
+    # Large-motion pairs (not in the paper): draw this many pairs and keep the one whose landmarks move
+    # most between its two frames. Most random pairs of a talking clip barely move the head, so the
+    # generator rarely learns to fill what a large head or camera motion uncovers; 1 = the paper's draw.
+    motion_pairs: int = 1
     seed: int = 0
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
 
@@ -54,6 +58,10 @@ class DataConfig:
             raise ValueError(f"num_repeats must be at least 1, got {self.num_repeats}")
         if self.mouth_pairs < 1:
             raise ValueError(f"mouth_pairs must be at least 1, got {self.mouth_pairs}")
+        if self.motion_pairs < 1:
+            raise ValueError(f"motion_pairs must be at least 1, got {self.motion_pairs}")
+        if self.mouth_pairs > 1 and self.motion_pairs > 1:
+            raise ValueError("mouth_pairs and motion_pairs choose the pair in different ways: set only one above 1")
 
 
 # The authors' dataset settings (config/vox1.yaml, config/celebvhq.yaml) as overrides of DataConfig.
@@ -286,6 +294,8 @@ class FramesDataset(Dataset):
         idx = sorted(int(i) for i in rng.choice(clip.num_frames, size=2, replace=True))
         if self.config.mouth_pairs > 1 and clip.landmarks is not None:
             idx = mouth_contrast_pair(clip.landmarks, idx, self.config.mouth_pairs, rng)
+        elif self.config.motion_pairs > 1 and clip.landmarks is not None:
+            idx = motion_contrast_pair(clip.landmarks, idx, self.config.motion_pairs, rng)
         raw = clip.read(idx)
         frames = [resize_frame(f, self.config.frame_size) for f in raw]
         params = aug.sample_params(self.config.augment, rng)
@@ -297,15 +307,31 @@ class FramesDataset(Dataset):
                 "frame_indices": torch.tensor(idx), "landmarks": torch.from_numpy(points)}
 
 
+def _most_contrasting(pairs: list[list[int]], contrast: list[float]) -> list[int]:
+    """The pair of largest contrast; a NaN (a frame without landmarks) never wins over a pair that has them."""
+    contrast = [-1.0 if np.isnan(c) else c for c in contrast]
+    return pairs[int(np.argmax(contrast))]
+
+
+def _draw_pairs(n_frames: int, first: list[int], count: int, rng: np.random.Generator) -> list[list[int]]:
+    return [first] + [sorted(int(i) for i in rng.choice(n_frames, size=2, replace=True)) for _ in range(count - 1)]
+
+
 def mouth_contrast_pair(landmarks: np.ndarray, first: list[int], count: int, rng: np.random.Generator) -> list[int]:
     """Of ``first`` and ``count - 1`` more random frame pairs, the one whose mouth openings differ most
     (frames without landmarks never win over a pair that has them)."""
-    pairs = [first] + [sorted(int(i) for i in rng.choice(len(landmarks), size=2, replace=True))
-                       for _ in range(count - 1)]
+    pairs = _draw_pairs(len(landmarks), first, count, rng)
     opening = mouth_opening(landmarks)
-    contrast = [abs(float(opening[a] - opening[b])) for a, b in pairs]
-    contrast = [-1.0 if np.isnan(c) else c for c in contrast]
-    return pairs[int(np.argmax(contrast))]
+    return _most_contrasting(pairs, [abs(float(opening[a] - opening[b])) for a, b in pairs])
+
+
+def motion_contrast_pair(landmarks: np.ndarray, first: list[int], count: int, rng: np.random.Generator) -> list[int]:
+    """Of ``first`` and ``count - 1`` more random frame pairs, the one whose 68 landmarks move most
+    between its two frames (mean distance: head motion, camera motion and expression together; frames
+    without landmarks never win over a pair that has them)."""
+    pairs = _draw_pairs(len(landmarks), first, count, rng)
+    return _most_contrasting(pairs, [float(np.linalg.norm(landmarks[a] - landmarks[b], axis=-1).mean())
+                                     for a, b in pairs])
 
 
 def item_landmarks(clip: Clip, indices: Sequence[int], frame_hw: tuple[int, int], hflip: bool) -> np.ndarray:
@@ -346,4 +372,5 @@ def iter_test_clips(root: str | Path, frame_size: int | None = None, split: str 
 
 
 __all__ = ["DataConfig", "DATA_PRESETS", "FramesDataset", "Clip", "EvalClip", "data_preset", "scan_clips", "iter_test_clips",
-           "identity_of", "resize_frame", "to_tensor", "IMAGE_EXTS", "VIDEO_EXTS"]
+           "identity_of", "motion_contrast_pair", "mouth_contrast_pair", "resize_frame", "to_tensor", "IMAGE_EXTS",
+           "VIDEO_EXTS"]

@@ -109,6 +109,10 @@ class TrainOptions:
     mouth_pairs: Optional[int] = option(
         None, "Draw N frame pairs per training item and keep the one whose mouth openings differ most "
               "(needs landmarks.npy; 1 = the paper's random pair).", min=1, metavar="N", key="data.mouth_pairs")
+    motion_pairs: Optional[int] = option(
+        None, "Draw N frame pairs per training item and keep the one whose face landmarks move most: more "
+              "large head motions to learn from (needs landmarks.npy; 1 = the paper's random pair).", min=1,
+        metavar="N", key="data.motion_pairs")
     vgg_weights: Optional[Path] = option(
         None, "ImageNet VGG-19 file (vgg19-dcbbe2e5.pth) (default: the torch hub cache).", key="run.vgg_weights")
     checkpoint_every: Optional[int] = option(
