@@ -46,6 +46,18 @@ def test_parameter_budget_matches_authors(prior, prior_only, background, expecte
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
+def test_background_predictor_width_is_its_own_setting():
+    """The background ResNet-18 keeps the authors' width whatever the tpsm prior's width; a lite model
+    can ask for a narrower one (width 32: a quarter of the parameters)."""
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    cfg = ModelConfig(prior="tpsm", background=True)
+    cfg.tpsm.width = 32
+    assert count(MRFA(cfg).bg_predictor) == 11_188_998
+    narrow = ModelConfig(background=True, background_width=32)
+    assert count(MRFA(narrow).bg_predictor) == 2_805_126
+    assert ModelConfig.from_dict(narrow.to_dict()).background_width == 32
+
+
 @pytest.mark.parametrize("prior", ["mtia", "tpsm", "fomm"])
 def test_forward_shapes_every_prior(prior):
     cfg = _tiny(prior=prior)

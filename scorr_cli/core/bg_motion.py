@@ -12,7 +12,7 @@ from scorr_cli.core.priors.resnet import ResNet18
 class BGMotionPredictor(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.bg_encoder = ResNet18(6, in_channels=2 * cfg.num_channels, width=cfg.tpsm.width)
+        self.bg_encoder = ResNet18(6, in_channels=2 * cfg.num_channels, width=cfg.background_width)
         nn.init.zeros_(self.bg_encoder.fc.weight)
         with torch.no_grad():
             self.bg_encoder.fc.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
