@@ -356,6 +356,9 @@ def test_every_train_option_lands_in_the_configuration(tmp_path: Path):
             assert node == (str(want) if isinstance(want, Path) else want), (f.name, dotted, node)
     assert tree["model"]["refiner"]["flow_update"] is False
     assert dataclasses.replace(options, seed=None).overrides()["run"].get("seed") is None
+    # mouth_pairs sat at its default above (beside motion_pairs 7); on its own it lands too
+    alone = TrainOptions(data="vox", mouth_pairs=7)
+    assert resolve_config(alone.data, preset="tiny", overrides=alone.overrides()).data.mouth_pairs == 7
 
 
 def test_cpu_budget_stops_with_a_checkpoint_and_resumes(clip_root: Path, tmp_path: Path, one_thread):
