@@ -493,3 +493,61 @@ def test_pose_metric_benchmark_compares_the_estimators_on_a_split(clip_dataset):
     for estimator in ("fit", "solvePnP", "solvePnP from the fit"):
         assert np.isfinite(result["medians"][f"{estimator} yaw jitter"]), estimator
         assert -1 <= result["medians"][f"{estimator} pitch r"] <= 1, estimator
+
+
+@pytest.mark.parametrize("phase", ["full", "motion"])
+def test_cross_identity_terms_score_the_next_items_motion_transferred_as_animate_does(clip_dataset, tmp_path, phase):
+    """loss.cross_flow / cross_lip_flow: item i's source driven by item i+1's motion (relative keypoints and
+    jacobians, hull-scaled), scored at i's landmarks moved by i+1's landmark motion. One item drives itself,
+    so the terms equal the reconstruction's landmark_flow / lip_flow; with three, they equal the flow terms on
+    the flows `scorr animate`'s painting path gives for the next item's motion."""
+    from scorr_cli.checkpoints import load_checkpoint, resolve_checkpoint
+    from scorr_cli.core.losses import landmark_flow_loss, lip_flow_loss
+    from scorr_cli.core.transfer import TransferOptions, movement_scale, transfer_keypoints
+    from scorr_cli.train.data import resize_frame, to_tensor
+    from scorr_cli.train.trainer import TrainingStep
+
+    cfg = _guided_config(clip_dataset, tmp_path / "x", landmark_flow=2.0, lip_flow=3.0, cross_flow=2.0,
+                         cross_lip_flow=3.0)
+    model, _ = load_checkpoint(resolve_checkpoint(None), "cpu")  # trained: its flows follow the keypoints
+    model.eval()
+    step = TrainingStep(model, cfg)
+    frames = sorted((clip_dataset / "train" / "example").glob("*.png"))
+    images = torch.stack([to_tensor(resize_frame(read_image(f), model.cfg.image_size)) for f in frames])
+    source, driving = images[[0, 5, 9]], images[[3, 1, 11]]
+    source[1], driving[1] = source[1].flip(-1), driving[1].flip(-1)  # another "person" for item 1
+    g = torch.Generator().manual_seed(1)
+    landmarks = torch.rand(3, 2, 68, 2, generator=g) * 1.2 - 0.6
+    with torch.no_grad():
+        one = step(source[:1], driving[:1], None, False, None, None, phase=phase, landmarks=landmarks[:1])["losses"]
+        assert one["cross_flow"].item() == pytest.approx(one["landmark_flow"].item(), rel=1e-4)
+        assert one["cross_lip_flow"].item() == pytest.approx(one["lip_flow"].item(), rel=1e-4)
+        three = step(source, driving, None, False, None, None, phase=phase, landmarks=landmarks)["losses"]
+        assert three["cross_flow"].item() != pytest.approx(three["landmark_flow"].item(), rel=1e-2)
+        nxt = [1, 2, 0]
+        kp_s, kp_d = model.detect(source), model.detect(driving)
+        reference = {k: v[nxt] for k, v in kp_s.items()}
+        scale = movement_scale(kp_s["kp"], reference["kp"])
+        kp = transfer_keypoints(kp_s, {k: v[nxt] for k, v in kp_d.items()}, reference, TransferOptions(), scale)
+        moved = landmarks[:, 0] + scale.float().view(3, 1, 1) * (landmarks[nxt, 1] - landmarks[nxt, 0])
+        points = torch.stack([landmarks[:, 0], moved], 1)
+        if phase == "full":
+            rendered = model.animate(model.prepare_source(source), kp)
+            flows, deformation = rendered.refiner.flows, rendered.dense["deformation"]
+            assert len(flows) > 1
+        else:
+            flows, deformation = [], model.prior_motion(source, kp, kp_s)["deformation"]
+    assert three["cross_flow"].item() == pytest.approx(landmark_flow_loss(flows, points, 2.0, deformation).item(),
+                                                       rel=1e-4)
+    lips = points[:, :, list(lm68.LIPS)]
+    assert three["cross_lip_flow"].item() == pytest.approx(lip_flow_loss(flows, lips, 3.0, 2, deformation).item(),
+                                                           rel=1e-4)
+
+
+def test_training_reports_the_cross_identity_terms(clip_dataset, tmp_path):
+    from scorr_cli.train.trainer import train
+
+    cfg = _guided_config(clip_dataset, tmp_path / "run", cross_flow=5.0, cross_lip_flow=10.0)
+    cfg.schedule.max_steps = 2
+    result = train(cfg, show_progress=False)
+    assert all(h["cross_flow"] > 0 and h["cross_lip_flow"] > 0 for h in result.history)

@@ -67,6 +67,15 @@ class LossConfig:
     # Needs landmarks; 0 = off.
     lip_flow: float = 0.0
     lip_flow_levels: int = 2
+    # Cross-identity transfer flow (not in the paper): the two flow terms above, on the motion of *another*
+    # clip in the batch transferred to this source as ``scorr animate`` transfers it (relative keypoints and
+    # jacobians, scaled by the keypoint hulls' size). The motion has no frame to reconstruct, but its
+    # landmarks are known: this source's landmarks moved by the other clip's landmark motion (same scale).
+    # Reconstruction pairs one person with himself, so keypoint motion may stay tied to the identity it was
+    # detected on; this trains the use the follow metric measures. ``cross_flow`` weighs all 68 points,
+    # ``cross_lip_flow`` the lips' shape (as ``lip_flow``). Needs landmarks; 0 = off.
+    cross_flow: float = 0.0
+    cross_lip_flow: float = 0.0
     pixel: float = 0.0
     ssim: float = 0.0
     perceptual_backend: PerceptualBackend = "vgg19"
@@ -74,7 +83,8 @@ class LossConfig:
     transform: TransformConfig = field(default_factory=TransformConfig)
 
     # The terms that read dlib landmarks (the data must have them).
-    LANDMARK_TERMS = ("landmarks", "landmark_motion", "mouth", "landmark_flow", "lip_flow")
+    LANDMARK_TERMS = ("landmarks", "landmark_motion", "mouth", "landmark_flow", "lip_flow", "cross_flow",
+                      "cross_lip_flow")
 
     def __post_init__(self) -> None:
         self.scales = tuple(float(s) for s in self.scales)
@@ -414,6 +424,19 @@ def lip_flow_loss(flows: Sequence[torch.Tensor], lips: torch.Tensor, weight: flo
     return weight * total / (len(reached) * valid.sum().clamp(min=1))
 
 
+def transferred_landmarks(landmarks: torch.Tensor, scale: torch.Tensor, shift: int = 1) -> torch.Tensor:
+    """Where each item's landmarks go when item ``i + shift``'s motion drives it (the cross-identity terms).
+
+    ``landmarks``: B×2×P×2 (source, driving) in [-1, 1]; ``scale``: B, the motion's size on item i over its
+    size on the other item (:func:`~scorr_cli.core.transfer.movement_scale` of the keypoints, as animation
+    scales it). Returns B×2×P×2: item i's source landmarks, and them moved by ``scale`` × the other item's
+    driving − source displacement (NaN where either item has none)."""
+    lm = landmarks.float()
+    other = lm.roll(-shift, 0)
+    moved = lm[:, 0] + scale.to(lm).view(-1, 1, 1) * (other[:, 1] - other[:, 0])
+    return torch.stack([lm[:, 0], moved], 1)
+
+
 def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: float) -> torch.Tensor:
     """Cycle consistency of the background predictor: w · mean|I₃ − A(s,d)·A(d,s)| (B×3×3 each)."""
     eye = torch.eye(3, dtype=affine_sd.dtype, device=affine_sd.device)
@@ -423,5 +446,6 @@ def background_loss(affine_sd: torch.Tensor, affine_ds: torch.Tensor, weight: fl
 __all__ = ["LossConfig", "ImagePyramid", "ReconstructionLoss", "perceptual_pyramid_loss", "pixel_pyramid_loss",
            "ssim_pyramid_loss", "ssim", "gaussian_window", "equivariance_losses", "background_loss",
            "landmark_guidance_loss", "landmark_motion_loss", "landmark_flow_loss", "lip_flow_loss",
+           "transferred_landmarks",
            "flow_destinations", "mouth_boxes", "crop_boxes",
            "PERCEPTUAL_BACKENDS"]

@@ -39,6 +39,7 @@ class FrameOutput:
     dense: dict[str, torch.Tensor]
     kp_driving: dict[str, torch.Tensor]
     kp_source: dict[str, torch.Tensor] | None = None  # set by the reconstruction forward (training losses)
+    source: PreparedSource | None = None  # the same
 
 
 class MRFA(nn.Module):
@@ -95,6 +96,17 @@ class MRFA(nn.Module):
         out = self.decoder(feats, self.refiner_kp(kp_driving["kp"]), dense)
         return FrameOutput(out.prediction, out, dense, kp_driving)
 
+    def motion(self, source: PreparedSource, kp_driving: dict[str, torch.Tensor], dropout_p: float | None = None,
+               generator: torch.Generator | None = None) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """The motion :meth:`animate` would use for ``kp_driving``, without painting the frame: the refined
+        per-level flows ([] in prior-only mode) and the prior's dense motion. Training scores it where there
+        is no frame to compare with (another identity's motion on this source)."""
+        b = kp_driving["kp"].shape[0]
+        feats = source.features.expand(b)
+        kp_s = {k: v.expand(b, *v.shape[1:]) for k, v in source.kp.items()}
+        dense = self.prior_motion(feats.image, kp_driving, kp_s, None, dropout_p, generator, feats.image_small)
+        return self.decoder.refined_flows(feats, self.refiner_kp(kp_driving["kp"]), dense), dense
+
     def forward(self, source: torch.Tensor, driving: torch.Tensor, use_background: bool = True,
                 dropout_p: float | None = None, generator: torch.Generator | None = None) -> FrameOutput:
         """Reconstruction forward (training and evaluation): absolute keypoints, background if built."""
@@ -104,4 +116,5 @@ class MRFA(nn.Module):
         out = self.animate(prepared, kp_driving, bg, dropout_p, generator)
         out.dense["bg_affine"] = bg
         out.kp_source = prepared.kp
+        out.source = prepared
         return out

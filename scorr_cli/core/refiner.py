@@ -52,8 +52,8 @@ class SourceFeatures:
 
 @dataclass
 class RefinerOutput:
-    prediction: torch.Tensor  # B×3×H×W
-    warped: torch.Tensor  # B×3×H×W source warped by the final flow
+    prediction: torch.Tensor  # B×3×H×W (None only inside refined_flows, which paints nothing)
+    warped: torch.Tensor  # B×3×H×W source warped by the final flow (the same)
     visibility: list[torch.Tensor]  # per level, sigmoid of the refined occlusion logits
     flows: list[torch.Tensor]  # per level, refined pixel flows (empty in prior-only mode)
     prior_visibility: torch.Tensor  # sigmoid of the prior occlusion at the prior resolution
@@ -126,7 +126,16 @@ class RefinementNetwork(nn.Module):
         prediction = self.generator.decode(warped_feats, visibility, warped)
         return RefinerOutput(prediction, warped, visibility, [], torch.sigmoid(occlusion))
 
-    def _refine(self, source: SourceFeatures, kp_driving: torch.Tensor, dense: dict[str, torch.Tensor]) -> RefinerOutput:
+    def refined_flows(self, source: SourceFeatures, kp_driving: torch.Tensor,
+                      dense: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The per-level refined flows alone, without painting a frame (training losses on the motion of
+        keypoints that have no image to reconstruct, e.g. another identity's motion); [] in prior-only mode."""
+        if self.cfg.prior_only:
+            return []
+        return self._refine(source.expand(kp_driving.shape[0]), kp_driving, dense, paint=False).flows
+
+    def _refine(self, source: SourceFeatures, kp_driving: torch.Tensor, dense: dict[str, torch.Tensor],
+                paint: bool = True) -> RefinerOutput:
         cfg = self.cfg
         s = self.prior_size
         b = kp_driving.shape[0]
@@ -152,14 +161,17 @@ class RefinementNetwork(nn.Module):
                 delta_flow, delta_occ = self._update(i, feat, flow, lookup)
             refined = flow + delta_flow
             flows.append(refined)
-            warped_feats.append(warp_by_flow(feat, refined))
-            visibility.append(torch.sigmoid(logits + delta_occ))
-            coarse_feats.append(grid_sample_default(feat, resize_grid(deformation, size)))
+            if paint:
+                warped_feats.append(warp_by_flow(feat, refined))
+                visibility.append(torch.sigmoid(logits + delta_occ))
+                coarse_feats.append(grid_sample_default(feat, resize_grid(deformation, size)))
             if i < n - 1:
                 # The next level starts from the re-scaled prior plus all residuals so far.
                 up = lambda t: F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=True)  # noqa: E731
                 flow_acc = 2 * up(delta_flow) + (2 * up(flow_acc) if flow_acc is not None else 0)
                 occ_acc = up(delta_occ) + (up(occ_acc) if occ_acc is not None else 0)
+        if not paint:  # the motion only (refined_flows)
+            return RefinerOutput(None, None, [], flows, torch.sigmoid(occlusion))
         # The authors warp the image with the last level's flow *before* its own update (reproduced).
         warped = warp_by_flow(source.image, flow)
         prediction = self.generator.decode(warped_feats, visibility, warped, coarse_feats)

@@ -106,6 +106,15 @@ class TrainOptions:
         None, "Lip-shape flow (not in the paper): at the two finest flow levels, the 20 lip landmarks relative "
               "to the lips' centre must land on the source's, with this weight (the mouth's opening, head motion "
               "removed); needs landmarks.npy. 0 = off (default).", min=0.0, metavar="WEIGHT", key="loss.lip_flow")
+    cross_flow: Optional[float] = option(
+        None, "Cross-identity flow (not in the paper): drive each source with another batch item's motion, "
+              "transferred as `scorr animate` does, and score the flow at the source's landmarks moved by that "
+              "item's landmark motion, with this weight; needs landmarks.npy. 0 = off (default).", min=0.0,
+        metavar="WEIGHT", key="loss.cross_flow")
+    cross_lip_flow: Optional[float] = option(
+        None, "Cross-identity lip shape (not in the paper): the lip-shape flow term on that transferred motion, "
+              "with this weight; needs landmarks.npy. 0 = off (default).", min=0.0, metavar="WEIGHT",
+        key="loss.cross_lip_flow")
     mouth_pairs: Optional[int] = option(
         None, "Draw N frame pairs per training item and keep the one whose mouth openings differ most "
               "(needs landmarks.npy; 1 = the paper's random pair).", min=1, metavar="N", key="data.mouth_pairs")

@@ -36,8 +36,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from scorr_cli.checkpoints.store import publishable_metadata, read_checkpoint, save_checkpoint, validate_state_dict
 from scorr_cli.core.losses import (LossConfig, ReconstructionLoss, background_loss, equivariance_losses,
-                                   landmark_flow_loss, landmark_guidance_loss, landmark_motion_loss, lip_flow_loss)
+                                   landmark_flow_loss, landmark_guidance_loss, landmark_motion_loss, lip_flow_loss,
+                                   transferred_landmarks)
 from scorr_cli.core.model import MRFA
+from scorr_cli.core.transfer import TransferOptions, movement_scale, transfer_keypoints
 from scorr_cli.core.transforms import RandomTransform
 from scorr_cli.checkpoints.vgg import load_vgg19_weights
 from scorr_cli.core.vgg import build_vgg19
@@ -141,6 +143,9 @@ class TrainingStep(nn.Module):
         if landmarks is not None and dense is not None and lc.lip_flow:
             losses["lip_flow"] = lip_flow_loss(flows, landmarks[:, :, list(landmarks68.LIPS)], lc.lip_flow,
                                                lc.lip_flow_levels, dense["deformation"])
+        if landmarks is not None and phase != "keypoints" and (lc.cross_flow or lc.cross_lip_flow):
+            losses.update(self.cross_identity_losses(source, kp_source, kp_driving, landmarks, out, dropout_p,
+                                                     generator))
         if out is None:
             return {"prediction": None, "losses": losses}
         bg = out.dense.get("bg_affine")
@@ -149,6 +154,34 @@ class TrainingStep(nn.Module):
         vis = max(out.refiner.visibility, key=lambda v: v.shape[-1]) if out.refiner.visibility \
             else out.refiner.prior_visibility
         return {"prediction": out.prediction, "warped": out.refiner.warped, "visibility": vis, "losses": losses}
+
+
+    def cross_identity_losses(self, source: torch.Tensor, kp_source: dict[str, torch.Tensor],
+                              kp_driving: dict[str, torch.Tensor], landmarks: torch.Tensor, out: Any,
+                              dropout_p: float | None, generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """``loss.cross_flow`` / ``loss.cross_lip_flow``: each source driven by the next item's motion (its
+        driving keypoints relative to its source's, transferred as ``scorr animate`` does), the flow scored
+        at the source's landmarks moved by that item's landmark motion. ``out``: the reconstruction forward's
+        output (its prepared source is reused), None in the motion warm-up (the prior's grid is scored)."""
+        lc = self.loss_cfg
+        with torch.autocast(source.device.type, enabled=False):  # a 2×2 inverse is fragile in bf16
+            kp_s = {k: v.float() for k, v in kp_source.items()}
+            reference = {k: v.float().roll(-1, 0) for k, v in kp_source.items()}
+            driving = {k: v.float().roll(-1, 0) for k, v in kp_driving.items()}
+            scale = movement_scale(kp_s["kp"], reference["kp"])
+            kp = transfer_keypoints(kp_s, driving, reference, TransferOptions(), scale)
+        if out is None:
+            flows, dense = [], self.model.prior_motion(source, kp, kp_source, None, dropout_p, generator)
+        else:
+            flows, dense = self.model.motion(out.source, kp, dropout_p, generator)
+        points = transferred_landmarks(landmarks, scale)
+        losses: dict[str, torch.Tensor] = {}
+        if lc.cross_flow:
+            losses["cross_flow"] = landmark_flow_loss(flows, points, lc.cross_flow, dense["deformation"])
+        if lc.cross_lip_flow:
+            losses["cross_lip_flow"] = lip_flow_loss(flows, points[:, :, list(landmarks68.LIPS)], lc.cross_lip_flow,
+                                                     lc.lip_flow_levels, dense["deformation"])
+        return losses
 
 
 def _loader_worker_init(_: int) -> None:
@@ -625,7 +658,8 @@ class Trainer:
         ctx = self.ddp.no_sync() if (isinstance(self.ddp, DDP) and not sync) else contextlib.nullcontext()
         with ctx:
             with self._autocast():
-                points = batch["landmarks"].to(self.device) if (lc.landmark_flow or lc.lip_flow) else None
+                points = batch["landmarks"].to(self.device) if (lc.landmark_flow or lc.lip_flow or lc.cross_flow
+                                                                or lc.cross_lip_flow) else None
                 out = self.ddp(source, driving, transform, use_bg, dropout_p, gen, lm_targets, lm_weights, phase,
                                points)
                 lips = batch["landmarks"][:, 1, list(landmarks68.LIPS)].to(self.device) if lc.mouth else None
