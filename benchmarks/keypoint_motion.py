@@ -23,7 +23,12 @@ same error of a still flow (no motion); their ratio is the share of the motion t
 moves nothing, 0 = every landmark lands where it should). This is what ``loss.landmark_flow`` trains.
 The ``prior_`` rows score the prior's own grid the same way, before the refiner corrects it.
 
-    python benchmarks/keypoint_motion.py DATASET [--checkpoint NAME|PATH ...] [--max-frames 120] [--render] [--flow]
+``--cross`` asks the same of cross-identity use (what ``loss.cross_flow`` trains): each clip's motion drives
+the frame 0 of the clip half the list away (another identity in the card's held-out split), transferred as
+``scorr animate`` does (relative to the clip's frame 0, scaled by the keypoint hulls), and each output
+landmark should sit at the source's landmark moved by the clip's landmark motion at that scale.
+
+    python benchmarks/keypoint_motion.py DATASET [--checkpoint NAME|PATH ...] [--max-frames 120] [--render] [--flow] [--cross]
 
 Prints a table and one JSON line per checkpoint (median over clips).
 """
@@ -121,9 +126,14 @@ def render_follow(engine, faces, clip: Path, frames: np.ndarray, landmarks: np.n
     return out
 
 
-def flow_follow(engine, clip: Path, frames: np.ndarray, landmarks: np.ndarray) -> dict:
+def flow_follow(engine, clip: Path, frames: np.ndarray, landmarks: np.ndarray,
+                source: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Landmark errors of the final flow against a still flow, px at the model's size: all 68 points, the
-    20 lip points, and the inner-lip opening (62-66)."""
+    20 lip points, and the inner-lip opening (62-66).
+
+    ``source``: another identity's frame and its landmarks (``--cross``): the clip's motion is transferred
+    to it as ``scorr animate`` does (relative to the clip's frame 0, hull-scaled), and each output landmark
+    should sit at the source's landmark moved by the clip's landmark motion at that scale."""
     import torch
 
     from scorr_cli.core.losses import flow_destinations
@@ -133,18 +143,23 @@ def flow_follow(engine, clip: Path, frames: np.ndarray, landmarks: np.ndarray) -
 
     x = engine._to_device(images_to_tensor(list(frames)))
     points = torch.from_numpy(lm68.to_normalised(landmarks, frames.shape[1])).float()
-    state = engine.prepare(x[:1])
-    absolute = TransferOptions("absolute")
+    if source is None:  # reconstruction: absolute keypoints, frame 0 is the source
+        state, options, truth = engine.prepare(x[:1]), TransferOptions("absolute"), points[:1]
+    else:
+        state, options = engine.prepare(engine._to_device(images_to_tensor([source[0]]))), TransferOptions()
+        engine.set_reference(state, engine.detect(x[:1]))
+        truth = torch.from_numpy(lm68.to_normalised(source[1][None], source[0].shape[0])).float()
+        points = truth + state.scale.float().view(1, 1, 1) * (points - points[:1])
     with torch.no_grad():
         sent, prior = [], []
         for i in range(0, len(x), 8):
-            out = engine.animate(state, None, absolute, kp_driving=engine.detect(x[i:i + 8]))
+            out = engine.animate(state, None, options, kp_driving=engine.detect(x[i:i + 8]))
             # the field that warps the image: the finest refined level (prior-only: the prior's grid)
             sent.append(flow_destinations(out.refiner.flows[-1:], points[i:i + 8], out.dense["deformation"])[0])
             # and the prior's own grid, before the refiner corrects it
             prior.append(flow_destinations([], points[i:i + 8], out.dense["deformation"])[0])
     sent, prior = torch.cat(sent).numpy(), torch.cat(prior).numpy()
-    truth, still = points[:1].numpy(), points.numpy()  # where each landmark should land; a still flow's landing
+    truth, still = truth.numpy(), points.numpy()  # where each landmark should land; a still flow's landing
     px = (engine.size - 1) / 2
 
     def error(landing: np.ndarray, idx: list[int]) -> float:
@@ -174,6 +189,9 @@ def main() -> None:
                     help="also render: mouth follow with detected vs landmark-moved keypoints")
     ap.add_argument("--flow", action="store_true",
                     help="also score the final flow at the landmarks (all 68, lips) against a still flow")
+    ap.add_argument("--cross", action="store_true",
+                    help="score the flow with --flow's measures across identities: each clip's motion drives "
+                         "the frame 0 of the clip half the list away (another identity in the card's split)")
     args = ap.parse_args()
 
     from scorr_cli.faces.landmarks import LANDMARKS_FILE
@@ -192,7 +210,7 @@ def main() -> None:
         faces = FaceMetrics(get_detector("dlib"))
     for name in args.checkpoint or [None]:
         engine = load_engine(RenderOptions(checkpoint=name, precision="fp32", device="cpu"))
-        rows, rendered, flowed = [], [], []
+        rows, rendered, flowed, crossed = [], [], [], []
         for clip in clips:  # each clip read once for every measure
             frames, landmarks = usable_frames(clip, args.max_frames)
             rows.append(measure(engine, clip, frames, landmarks))
@@ -200,6 +218,9 @@ def main() -> None:
                 rendered.append(render_follow(engine, faces, clip, frames, landmarks))
             if args.flow:
                 flowed.append(flow_follow(engine, clip, frames, landmarks))
+            if args.cross:
+                other, other_lm = usable_frames(clips[(clips.index(clip) + len(clips) // 2) % len(clips)], 1)
+                crossed.append(flow_follow(engine, clip, frames, landmarks, (other[0], other_lm[0])))
         print(f"{name or 'default weights'}: keypoint lip distance vs dlib's inner-lip gap, px at {engine.size}²")
         print("| clip | frames | gap std px | r | slope | target slope |")
         print("|---|---|---|---|---|---|")
@@ -224,20 +245,28 @@ def main() -> None:
                       f"amplitude {v['mouth_amp']:.2f}")
             print(json.dumps({"benchmark": "keypoint_motion_render", "checkpoint": name or "default",
                               "clips": len(rendered), "median": summary, "rows": rendered}))
-        if args.flow:
-            regions = ("all", "lips", "opening", "prior_lips", "prior_opening")
-            print("| clip | " + " | ".join(f"{g}: flow px | still px | missed" for g in regions) + " |")
-            print("|---|" + "---|" * 3 * len(regions))
-            for r in flowed:
-                print(f"| {r['clip'][:40]} | " + " | ".join(
-                    f"{r[g]['model_px']:.2f} | {r[g]['still_px']:.2f} | {r[g]['missed']:.2f}" for g in regions) + " |")
-            fsum = {g: {k: statistics.median(r[g][k] for r in flowed) for k in ("model_px", "still_px", "missed")}
-                    for g in regions}
-            for g, v in fsum.items():
-                print(f"median, {g}: flow error {v['model_px']:.2f} px, still {v['still_px']:.2f} px, "
-                      f"missed share {v['missed']:.2f}")
-            print(json.dumps({"benchmark": "keypoint_motion_flow", "checkpoint": name or "default",
-                              "clips": len(flowed), "median": fsum, "rows": flowed}))
+        for kind, scored in (("flow", flowed), ("cross_flow", crossed)):
+            if scored:
+                print_flow_table(name, kind, scored)
+
+
+def print_flow_table(name: str | None, kind: str, flowed: list[dict]) -> None:
+    """--flow / --cross: the per-clip table, the medians and the JSON line."""
+    print(f"{kind}: " + ("the clip's motion on another identity's frame 0" if kind == "cross_flow"
+                         else "reconstruction from frame 0"))
+    regions = ("all", "lips", "opening", "prior_lips", "prior_opening")
+    print("| clip | " + " | ".join(f"{g}: flow px | still px | missed" for g in regions) + " |")
+    print("|---|" + "---|" * 3 * len(regions))
+    for r in flowed:
+        print(f"| {r['clip'][:40]} | " + " | ".join(
+            f"{r[g]['model_px']:.2f} | {r[g]['still_px']:.2f} | {r[g]['missed']:.2f}" for g in regions) + " |")
+    fsum = {g: {k: statistics.median(r[g][k] for r in flowed) for k in ("model_px", "still_px", "missed")}
+            for g in regions}
+    for g, v in fsum.items():
+        print(f"median, {g}: flow error {v['model_px']:.2f} px, still {v['still_px']:.2f} px, "
+              f"missed share {v['missed']:.2f}")
+    print(json.dumps({"benchmark": f"keypoint_motion_{kind}", "checkpoint": name or "default",
+                      "clips": len(flowed), "median": fsum, "rows": flowed}))
 
 
 if __name__ == "__main__":

@@ -381,9 +381,9 @@ def test_keypoint_motion_benchmark_reads_a_dataset(clip_dataset, tmp_path):
     root = tmp_path / "ds"
     shutil.copytree(clip_dataset / "train" / "example", root / "test" / "example")
     out = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "keypoint_motion.py"),
-                          str(root), "--max-frames", "12", "--render", "--flow"], capture_output=True, text=True,
-                         timeout=300, check=True)
-    line, rendered, flowed = [x for x in out.stdout.splitlines() if x.startswith("{")]
+                          str(root), "--max-frames", "12", "--render", "--flow", "--cross"], capture_output=True,
+                         text=True, timeout=300, check=True)
+    line, rendered, flowed, crossed = [x for x in out.stdout.splitlines() if x.startswith("{")]
     result = json.loads(line)
     assert result["clips"] == 1 and result["rows"][0]["frames"] == 12
     assert 0.2 < result["median_target_slope"] < 1.5, result  # the example mouth barely moves: 0.33
@@ -397,6 +397,12 @@ def test_keypoint_motion_benchmark_reads_a_dataset(clip_dataset, tmp_path):
     # sign or units would miss more than a still one)
     flow = json.loads(flowed)["rows"][0]
     assert flow["all"]["still_px"] > 1 and flow["all"]["missed"] < 0.8, flow
+    # --cross with one clip pairs it with itself: relative transfer from its own frame 0 is the reconstruction
+    # (scale 1, targets = the clip's landmarks), so every measure must match --flow's
+    cross = json.loads(crossed)["rows"][0]
+    for region in ("all", "lips", "opening", "prior_opening"):
+        for key in ("model_px", "still_px"):
+            assert cross[region][key] == pytest.approx(flow[region][key], rel=1e-3, abs=1e-4), (region, cross, flow)
 
 
 def test_lip_region_loss_sees_the_mouth_and_nothing_else():
