@@ -406,6 +406,45 @@ def test_weight_average_follows_the_ema_formula_and_swaps_back():
         WeightAverage(model, decay=1.0)
 
 
+def test_learning_rate_warm_up_scales_the_first_full_steps_and_resumes_exactly(clip_root: Path, tmp_path: Path,
+                                                                                one_thread):
+    """schedule.lr_warmup_steps: Adam's first step moves each weight by about the learning rate (its moment
+    estimates start at zero), so with a 4-step ramp the first step moves the weights a quarter as far; the
+    logged rate ramps, and a run interrupted inside the ramp resumes to the same weights."""
+    from scorr_cli.core.model import MRFA
+
+    cfg = tiny_config(clip_root, tmp_path / "ramp", lr_warmup_steps=4)
+    assert [cfg.schedule.lr_factor(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    cfg.schedule.keypoint_warmup_steps = 2  # the ramp starts with the full phase
+    assert [cfg.schedule.lr_factor(s) for s in range(4)] == [1.0, 1.0, 0.25, 0.5]
+    lr = cfg.schedule.lr
+
+    def first_step_move(**schedule: object) -> float:
+        config = tiny_config(clip_root, tmp_path / f"one{len(schedule)}", max_steps=1, **schedule)
+        torch.manual_seed(config.run.seed)
+        start = dict(MRFA(config.model).named_parameters())  # the run's seeded initialisation
+        trained = dict(train(config, show_progress=False).model.named_parameters())
+        return max(float((trained[k].detach().cpu() - start[k].detach()).abs().max()) for k in start)
+
+    assert first_step_move() == pytest.approx(lr, rel=0.05)
+    assert first_step_move(lr_warmup_steps=4) == pytest.approx(lr / 4, rel=0.05)
+
+    straight = train(tiny_config(clip_root, tmp_path / "a", lr_warmup_steps=4), show_progress=False)
+    assert [h["lr"] for h in straight.history] == pytest.approx([lr / 4, lr / 2, 3 * lr / 4, lr, lr, lr])
+
+    def ctrl_c(info):
+        if info.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    train(tiny_config(clip_root, tmp_path / "b", lr_warmup_steps=4), on_step=ctrl_c, show_progress=False)
+    second = train(tiny_config(clip_root, tmp_path / "b", lr_warmup_steps=4), resume=tmp_path / "b",
+                   show_progress=False)
+    assert [h["lr"] for h in second.history] == pytest.approx([3 * lr / 4, lr, lr, lr])
+    a, b = read_checkpoint(straight.final), read_checkpoint(second.final)
+    for k in a.state:
+        torch.testing.assert_close(a.state[k], b.state[k], rtol=0, atol=1e-6, msg=k)
+
+
 def test_weight_average_is_saved_and_resumed_exactly(clip_root: Path, tmp_path: Path, one_thread):
     """schedule.ema_decay: checkpoints hold the average, the state file the optimiser's weights; a run
     interrupted and resumed ends with the same average and the same weights as one run straight through."""

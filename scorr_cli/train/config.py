@@ -78,6 +78,11 @@ class ScheduleConfig:
     # mouth's opening with loss.lip_flow) before the refiner and the generator learn to use it. Needs
     # loss.landmark_flow or loss.lip_flow > 0.
     motion_warmup_steps: int = 0
+    # Full-phase optimiser steps over which the learning rate ramps linearly up to its scheduled value
+    # (step k of the full phase runs at (k + 1) / N of it). A run that starts from trained weights with a
+    # fresh optimiser (--init) otherwise takes Adam's first, full-size steps (its moment estimates start
+    # at zero) with the whole learning rate and loses part of what the weights had learnt. 0: off, the paper.
+    lr_warmup_steps: int = 0
     bg_start: int = 1000  # epoch from which the background predictor is used (models with one)
     grad_clip: float = 10.0  # max ∞-norm of each module's gradient (0 disables)
     # "all": clip encoder, dense_motion, bg_predictor AND the refinement network/generator (decoder);
@@ -101,6 +106,8 @@ class ScheduleConfig:
             raise ValueError(f"keypoint_warmup_steps must be >= 0, got {self.keypoint_warmup_steps}")
         if self.motion_warmup_steps < 0:
             raise ValueError(f"motion_warmup_steps must be >= 0, got {self.motion_warmup_steps}")
+        if self.lr_warmup_steps < 0:
+            raise ValueError(f"lr_warmup_steps must be >= 0, got {self.lr_warmup_steps}")
         if self.max_steps is not None and self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
         if self.max_cpu_minutes is not None and self.max_cpu_minutes <= 0:
@@ -120,6 +127,14 @@ class ScheduleConfig:
         if step < self.keypoint_warmup_steps + self.motion_warmup_steps:
             return "motion"
         return "full"
+
+    def lr_factor(self, step: int) -> float:
+        """The share of the scheduled learning rate optimiser step ``step`` (0-based) runs at: the linear
+        ramp of ``lr_warmup_steps`` over the first full-phase steps, 1 everywhere else."""
+        full_step = step - self.keypoint_warmup_steps - self.motion_warmup_steps
+        if full_step < 0 or full_step >= self.lr_warmup_steps:
+            return 1.0
+        return (full_step + 1) / self.lr_warmup_steps
 
 
 @dataclass

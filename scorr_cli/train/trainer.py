@@ -297,7 +297,8 @@ class _RunLog:
         if trainer.info.is_main:
             batch = trainer.cfg.schedule.batch_size
             rec = {"type": "step", "step": trainer.step, "epoch": trainer.epoch,
-                   "lr": trainer.optimizer.param_groups[0]["lr"], **avg, "it_s": it_s,
+                   "lr": trainer.optimizer.param_groups[0]["lr"] * trainer.cfg.schedule.lr_factor(trainer.step - 1),
+                   **avg, "it_s": it_s,
                    "samples_s": it_s * batch if it_s else None, "wall_time": round(trainer.wall_time, 3)}
             self.history.append(rec)
             self.metrics.write(rec)
@@ -675,6 +676,23 @@ class Trainer:
                "visibility": out["visibility"]}
         return values, vis
 
+    def _optimizer_step(self) -> None:
+        """Adam's step at the scheduled learning rate, scaled by the warm-up ramp
+        (``schedule.lr_warmup_steps``); the scheduler's own rates are put back after it, so the epoch
+        schedule and a resume see the unscaled values."""
+        factor = self.cfg.schedule.lr_factor(self.step)
+        if factor == 1.0:
+            self.optimizer.step()
+            return
+        scheduled = [group["lr"] for group in self.optimizer.param_groups]
+        for group, lr in zip(self.optimizer.param_groups, scheduled):
+            group["lr"] = lr * factor
+        try:
+            self.optimizer.step()
+        finally:
+            for group, lr in zip(self.optimizer.param_groups, scheduled):
+                group["lr"] = lr
+
     def _clip(self) -> None:
         max_norm = self.cfg.schedule.grad_clip
         if max_norm and max_norm > 0:
@@ -780,7 +798,7 @@ class Trainer:
                     return
                 raise
             self._clip()
-            self.optimizer.step()
+            self._optimizer_step()
             if self.average is not None:
                 self.average.update(self.model)
             self.step += 1
