@@ -56,6 +56,17 @@ def tiny_config(root: Path, out: Path, **schedule: object) -> TrainConfig:
     })
 
 
+def ctrl_c_at(step: int):
+    """An ``on_step`` callback that presses Ctrl-C after optimiser step ``step``: the trainer finishes the
+    step, saves a checkpoint and stops (interrupted), as a user's Ctrl-C would."""
+
+    def on_step(info) -> None:
+        if info.step == step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return on_step
+
+
 # ----------------------------------------------------------------------------------- config
 def test_presets_follow_the_recipe():
     vox = train_preset("vox")
@@ -152,11 +163,7 @@ def test_resume_continues_identically(clip_root: Path, tmp_path: Path, one_threa
     straight = train(tiny_config(clip_root, tmp_path / "a"), show_progress=False)
     assert straight.step == 6 and straight.epoch == 3 and not straight.interrupted
 
-    def ctrl_c(info):
-        if info.step == 3:
-            os.kill(os.getpid(), signal.SIGINT)  # handled: the trainer finishes the step, saves, stops
-
-    first = train(tiny_config(clip_root, tmp_path / "b"), on_step=ctrl_c, show_progress=False)
+    first = train(tiny_config(clip_root, tmp_path / "b"), on_step=ctrl_c_at(3), show_progress=False)
     assert first.interrupted and first.step == 3 and first.final is None
     assert first.checkpoint.name == "step-00000003.safetensors"
     second = train(tiny_config(clip_root, tmp_path / "b"), resume=tmp_path / "b", show_progress=False)
@@ -432,11 +439,7 @@ def test_learning_rate_warm_up_scales_the_first_full_steps_and_resumes_exactly(c
     straight = train(tiny_config(clip_root, tmp_path / "a", lr_warmup_steps=4), show_progress=False)
     assert [h["lr"] for h in straight.history] == pytest.approx([lr / 4, lr / 2, 3 * lr / 4, lr, lr, lr])
 
-    def ctrl_c(info):
-        if info.step == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    train(tiny_config(clip_root, tmp_path / "b", lr_warmup_steps=4), on_step=ctrl_c, show_progress=False)
+    train(tiny_config(clip_root, tmp_path / "b", lr_warmup_steps=4), on_step=ctrl_c_at(2), show_progress=False)
     second = train(tiny_config(clip_root, tmp_path / "b", lr_warmup_steps=4), resume=tmp_path / "b",
                    show_progress=False)
     assert [h["lr"] for h in second.history] == pytest.approx([3 * lr / 4, lr, lr, lr])
@@ -450,11 +453,7 @@ def test_weight_average_is_saved_and_resumed_exactly(clip_root: Path, tmp_path: 
     interrupted and resumed ends with the same average and the same weights as one run straight through."""
     straight = train(tiny_config(clip_root, tmp_path / "a", ema_decay=0.5), show_progress=False)
 
-    def ctrl_c(info):
-        if info.step == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    train(tiny_config(clip_root, tmp_path / "b", ema_decay=0.5), on_step=ctrl_c, show_progress=False)
+    train(tiny_config(clip_root, tmp_path / "b", ema_decay=0.5), on_step=ctrl_c_at(3), show_progress=False)
     second = train(tiny_config(clip_root, tmp_path / "b", ema_decay=0.5), resume=tmp_path / "b",
                    show_progress=False)
     a, b = read_checkpoint(straight.final), read_checkpoint(second.final)
