@@ -475,3 +475,34 @@ def test_weight_average_is_saved_and_resumed_exactly(clip_root: Path, tmp_path: 
                 show_progress=False)
     assert off.step == 7 and "ema_updates" not in st.load_training_state(
         st.list_checkpoints(tmp_path / "b" / "checkpoints")[-1][2]).scalars
+
+
+def test_frozen_parts_keep_their_weights_and_statistics(clip_root: Path, tmp_path: Path, one_thread):
+    """schedule.frozen (--freeze): a continuation with the prior held fixed leaves every entry of the keypoint
+    network's and the prior dense motion's state (weights and BatchNorm running statistics) as --init gave
+    it, gives those parts no optimiser state, and still trains the refinement and generator."""
+    from scorr_cli.core.model import MRFA
+
+    cfg = tiny_config(clip_root, tmp_path / "start", max_steps=2)
+    start = read_checkpoint(train(cfg, show_progress=False).final)
+    run = tiny_config(clip_root, tmp_path / "frozen", max_steps=3, frozen=["encoder", "dense_motion"])
+    run.run.init = str(tmp_path / "start" / "checkpoints" / "step-00000002.safetensors")
+    result = train(run, show_progress=False)
+    after = read_checkpoint(result.final)
+    prior = [k for k in start.state if k.startswith(("encoder.", "dense_motion."))]
+    assert any("running_mean" in k for k in prior)  # the statistics a training-mode BatchNorm would move
+    for k in prior:
+        assert torch.equal(after.state[k], start.state[k]), k
+    moved = [k for k in start.state if k.startswith("decoder.") and not torch.equal(after.state[k], start.state[k])]
+    assert len(moved) > 10
+    state = st.load_training_state(st.state_path_for(result.checkpoint))
+    assert [g["name"] for g in state.optimizer["param_groups"]] == ["decoder"]
+    assert not any(p.requires_grad for p in result.model.encoder.parameters())
+    assert MRFA(run.model).encoder.training  # a fresh model trains all; only the run holds the prior fixed
+
+    with pytest.raises(InputError, match="unknown model part 'prior'"):
+        tiny_config(clip_root, tmp_path / "x", frozen=["prior"])
+    with pytest.raises(InputError, match="nothing would train"):
+        tiny_config(clip_root, tmp_path / "x", frozen=["encoder", "dense_motion", "decoder"])
+    with pytest.raises(InputError, match="keypoint network"):
+        tiny_config(clip_root, tmp_path / "x", frozen=["encoder"], keypoint_warmup_steps=2)

@@ -48,6 +48,10 @@ CLIP_SCOPES: tuple[str, ...] = ("all", "authors")
 # What an optimiser step trains (ScheduleConfig.phase): the keypoint network alone, the keypoints and the
 # prior dense motion, or the whole model.
 TRAINING_PHASES: tuple[str, ...] = ("keypoints", "motion", "full")
+# The model's trainable parts, as MRFA names them: one optimiser parameter group each, and what
+# ScheduleConfig.frozen may hold fixed. encoder = the keypoint network, dense_motion = the prior's dense
+# motion, bg_predictor = the background affine predictor, decoder = the refinement network + generator.
+MODULE_GROUPS: tuple[str, ...] = ("encoder", "dense_motion", "bg_predictor", "decoder")
 
 
 @dataclass
@@ -83,6 +87,11 @@ class ScheduleConfig:
     # fresh optimiser (--init) otherwise takes Adam's first, full-size steps (its moment estimates start
     # at zero) with the whole learning rate and loses part of what the weights had learnt. 0: off, the paper.
     lr_warmup_steps: int = 0
+    # Model parts (MODULE_GROUPS) held fixed for the whole run: no gradient, no optimiser state, their
+    # BatchNorms in inference mode, so they compute exactly what the --init weights did. Holding the prior
+    # ("encoder", "dense_motion") lets a continuation fit the refinement and generator to the reconstruction
+    # loss without the keypoints and coarse motion drifting from the landmark-guided ones. (): the paper.
+    frozen: tuple[str, ...] = ()
     bg_start: int = 1000  # epoch from which the background predictor is used (models with one)
     grad_clip: float = 10.0  # max ∞-norm of each module's gradient (0 disables)
     # "all": clip encoder, dense_motion, bg_predictor AND the refinement network/generator (decoder);
@@ -108,6 +117,16 @@ class ScheduleConfig:
             raise ValueError(f"motion_warmup_steps must be >= 0, got {self.motion_warmup_steps}")
         if self.lr_warmup_steps < 0:
             raise ValueError(f"lr_warmup_steps must be >= 0, got {self.lr_warmup_steps}")
+        self.frozen = tuple(str(name) for name in self.frozen)
+        unknown = [name for name in self.frozen if name not in MODULE_GROUPS]
+        if unknown:
+            raise ValueError(f"frozen: unknown model part {unknown[0]!r}; expected some of {', '.join(MODULE_GROUPS)}")
+        if {"encoder", "dense_motion", "decoder"} <= set(self.frozen):
+            raise ValueError("frozen holds every part of the model fixed: nothing would train")
+        if self.keypoint_warmup_steps and "encoder" in self.frozen:
+            raise ValueError("keypoint_warmup_steps trains the keypoint network, which frozen holds fixed (encoder)")
+        if self.motion_warmup_steps and {"encoder", "dense_motion"} <= set(self.frozen):
+            raise ValueError("motion_warmup_steps trains the prior (encoder, dense_motion), which frozen holds fixed")
         if self.max_steps is not None and self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
         if self.max_cpu_minutes is not None and self.max_cpu_minutes <= 0:

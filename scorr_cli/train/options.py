@@ -77,6 +77,11 @@ class TrainOptions:
     ema_decay: Optional[float] = option(
         None, "Keep an exponential moving average of the weights with this decay (e.g. 0.99) and save it as "
               "the checkpoints (0: off, the paper's).", min=0.0, max=0.9999, key="schedule.ema_decay")
+    freeze: Optional[List[str]] = option(
+        None, "Hold this part of the model fixed for the whole run (repeatable): encoder (the keypoint network), "
+              "dense_motion (the prior's dense motion), bg_predictor, decoder (refinement + generator). With "
+              "--init, '--freeze encoder --freeze dense_motion' trains the refinement and generator on the "
+              "keypoints and coarse motion the weights have.", metavar="PART", key="schedule.frozen")
     num_workers: Optional[int] = option(None, "Data-loader workers per process.", min=0, key="run.num_workers")
     device: Optional[str] = option(None, "Where to train (auto: CUDA if available).", metavar="auto|cpu|cuda",
                                    key="run.device")
@@ -140,14 +145,15 @@ class TrainOptions:
 
     def check(self) -> None:
         """The checks a configuration file cannot express: which options go together, valid names."""
-        from scorr_cli.train.config import DATA_NAMES, TRAIN_PRESETS
+        from scorr_cli.train.config import DATA_NAMES, MODULE_GROUPS, TRAIN_PRESETS
 
         if self.data is None and self.resume is None:
             raise InputError("--data is required (vox, celebvhq or a dataset folder), unless continuing with --resume")
         for flag, value, valid in (("--preset", self.preset, TRAIN_PRESETS), ("--prior", self.prior, PRIORS),
                                    ("--precision", self.precision, TRAIN_PRECISIONS),
                                    ("--perceptual", self.perceptual, PERCEPTUAL_BACKENDS),
-                                   *(("--ablation", name, tuple(ABLATIONS)) for name in self.ablation or ())):
+                                   *(("--ablation", name, tuple(ABLATIONS)) for name in self.ablation or ()),
+                                   *(("--freeze", name, MODULE_GROUPS) for name in self.freeze or ())):
             if value is not None and value not in valid:
                 raise InputError(f"{flag} must be {one_of(valid)}, got {value!r}")
         if self.data_root is not None and self.data is not None and self.data not in DATA_NAMES:

@@ -47,15 +47,12 @@ from scorr_cli.errors import CheckpointError, InputError, OutputExistsError
 from scorr_cli.faces import landmarks as landmarks68
 from scorr_cli.fsutil import atomic_write_text, remove_stale_temps_in
 from scorr_cli.train import state as st
-from scorr_cli.train.config import DATA_NAMES, TrainConfig
+from scorr_cli.train.config import DATA_NAMES, MODULE_GROUPS, TrainConfig
 from scorr_cli.train.data import FramesDataset, iter_test_clips
 from scorr_cli.train.ema import WeightAverage
 from scorr_cli.train.distributed import (DistInfo, ResumableDistributedSampler, all_reduce_mean, any_rank, barrier,
                                          cleanup, init_distributed)
 from scorr_cli.train.monitor import MetricsLog, ProgressDisplay, TensorBoard, format_losses, sample_grid, write_png
-
-MODULE_GROUPS: tuple[str, ...] = ("encoder", "dense_motion", "bg_predictor", "decoder")
-
 
 @dataclass
 class StepInfo:
@@ -380,7 +377,12 @@ class Trainer:
         import random as _random
         _random.seed(run.seed)
         self.model = MRFA(self.cfg.model)
-        self.model.train()
+        for name in self.cfg.schedule.frozen:
+            part = getattr(self.model, name, None)
+            if part is None:
+                raise InputError(f"schedule.frozen: this model has no {name} (model.background is off)")
+            part.requires_grad_(False)
+        self._train_mode(self.model)
         self.init_note = ""
         # Training behind --init weights (followed through resumes): the published totals add it up.
         self.lineage: dict[str, float] = {}
@@ -567,8 +569,15 @@ class Trainer:
                         total += (pred.float() - chunk).abs().mean(dim=(1, 2, 3)).sum().item()
                         count += chunk.shape[0]
             finally:
-                model.train()
+                self._train_mode(model)
         return total / count
+
+    def _train_mode(self, model: MRFA) -> None:
+        """Training mode, except for the frozen parts (``schedule.frozen``): their BatchNorms keep
+        normalising with the running statistics and leave them unchanged, as at inference."""
+        model.train()
+        for name in self.cfg.schedule.frozen:
+            getattr(model, name).eval()
 
     def published_weights(self) -> contextlib.AbstractContextManager[MRFA]:
         """The model as checkpoints publish it: holding the weight average when the run keeps one."""
