@@ -96,6 +96,12 @@ def test_resolve_layers_and_yaml_round_trip(tmp_path: Path):
     assert cfg.schedule.lr == 1e-3 and cfg.schedule.epochs == 3 and cfg.run.keep == 9
     again = TrainConfig.from_dict(__import__("yaml").safe_load(cfg.to_yaml()))
     assert again.to_dict() == cfg.to_dict()
+    # a reused run's config.yaml names its dataset; --data on the command line wins over it, and the file's
+    # root stays when --data is not given
+    yml.write_text(f"data_name: custom\ndata_root: {tmp_path / 'old'}\n")
+    assert resolve_config(str(tmp_path / "new"), config_file=yml).data_root == str(tmp_path / "new")
+    assert resolve_config("vox", config_file=yml).data_root == "data/voxceleb1-png"
+    assert resolve_config(None, config_file=yml).data_root == str(tmp_path / "old")
     yml.write_text("schedule: {lrr: 1}\n")
     with pytest.raises(InputError, match="unknown training config key schedule.'lrr'"):
         resolve_config("vox", config_file=yml)

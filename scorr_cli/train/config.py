@@ -335,6 +335,7 @@ def resolve_config(data: str | None = None, *, preset: str | None = None, config
         if (run_dir / "config.yaml").is_file():
             file_tree = load_yaml(run_dir / "config.yaml")
         over.setdefault("run", {}).setdefault("out", str(run_dir))
+    data_given = data is not None
     if data is None:
         data = file_tree.get("data_name") or "vox"
         if data == "custom":
@@ -348,10 +349,13 @@ def resolve_config(data: str | None = None, *, preset: str | None = None, config
             if data != base.data_name:
                 # The dataset's naming convention (identity prefix) follows the data, not the preset.
                 tree["data"]["split_len"] = 11 if data == "celebvhq" else None
-            tree["data_name"], tree["data_root"] = data, DEFAULT_ROOTS[data]
+            where = {"data_name": data, "data_root": DEFAULT_ROOTS[data]}
         else:
-            tree["data_name"], tree["data_root"] = "custom", str(data)
+            where = {"data_name": "custom", "data_root": str(data)}
+        tree.update(where)
         tree = deep_merge(tree, file_tree)
+        if data_given:  # --data is a command-line option: it wins over a file's (e.g. a reused config.yaml's)
+            tree.update(where)
         tree = deep_merge(tree, over)
         tree["preset"] = name
         loss = tree.get("loss", {})
