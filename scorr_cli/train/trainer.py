@@ -54,6 +54,7 @@ from scorr_cli.train.distributed import (DistInfo, ResumableDistributedSampler, 
                                          cleanup, init_distributed)
 from scorr_cli.train.monitor import MetricsLog, ProgressDisplay, TensorBoard, format_losses, sample_grid, write_png
 
+
 @dataclass
 class StepInfo:
     """Passed to the ``on_step`` callback after every optimiser step (on every rank)."""
