@@ -339,21 +339,26 @@ def test_correlation_levels_equal_pooling_the_full_volume():
 
 @pytest.mark.parametrize("kernel,out_channels,bias", [(3, 2, True), (3, 1, False), (7, 3, True)])
 def test_narrow_conv_equals_convolution_values_and_gradients(kernel, out_channels, bias):
+    """Inference takes the matmul-and-shifted-adds path (float rounding away from the convolution);
+    anything autograd records takes the ordinary convolution, bit for bit, gradients included: the
+    shifted adds' backward costs a training step 14% (zero-filled copies of the whole tap tensor)."""
     from scorr_cli.core.blocks import NarrowConv2d
 
     torch.manual_seed(0)
     conv = NarrowConv2d(6, out_channels, kernel, bias=bias)
     # Odd, non-square sizes and a channel-sliced (non-contiguous) batch, as the refine heads see it.
-    base = torch.randn(2, 9, 11, 13, dtype=torch.float64, requires_grad=True)
+    base = torch.randn(2, 9, 11, 13, requires_grad=True)
     x = base[:, 1:7]
     assert not x.is_contiguous()
-    conv = conv.double()
-    y = conv(x)
     ref = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=kernel // 2)
-    assert y.shape == ref.shape == (2, out_channels, 11, 13)
-    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        fast = conv(x)
+    assert fast.shape == ref.shape == (2, out_channels, 11, 13)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    y = conv(x)
+    assert torch.equal(y, ref)
     g = torch.randn_like(y)
     params = [base, conv.weight] + ([conv.bias] if bias else [])
     grads, ref_grads = torch.autograd.grad(y, params, g), torch.autograd.grad(ref, params, g)
     for a, b in zip(grads, ref_grads):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+        assert torch.equal(a, b)

@@ -19,7 +19,10 @@ class NarrowConv2d(nn.Conv2d):
     this computes them as one matmul giving all k²·C_out tap responses, then k² shifted adds:
     same values up to float rounding, same parameters, 2-3x faster at 256² (bench: 3×3 128→2,
     7×7 64→3). Other devices, and ONNX export (where the trick would become k² slice-and-add nodes
-    that onnxruntime runs slower than its own convolution), use the ordinary convolution.
+    that onnxruntime runs slower than its own convolution), use the ordinary convolution; so does
+    anything autograd records (training): the backward of each of the k² slices is a zero-filled copy
+    of the whole tap tensor (77 MB for the 7×7 RGB head at batch 8, 128², 49 of them), which cost a
+    lite training step 14% of its CPU time.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True):
@@ -27,7 +30,7 @@ class NarrowConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (x.device.type != "cpu" or self.weight.dtype != torch.float32 or torch.is_autocast_enabled("cpu")
-                or torch.onnx.is_in_onnx_export()):
+                or torch.onnx.is_in_onnx_export() or self._records_gradient(x)):
             return super().forward(x)  # (bf16 on a CPU: oneDNN's own convolution is the fast one)
         b, c, h, w = x.shape
         o, k = self.out_channels, self.kernel_size[0]
@@ -43,6 +46,9 @@ class NarrowConv2d(nn.Conv2d):
                 x0, x1 = max(0, p - j), min(w, w + p - j)
                 out[:, :, y0:y1, x0:x1] += taps[:, i, j, :, y0 + i - p:y1 + i - p, x0 + j - p:x1 + j - p]
         return out
+
+    def _records_gradient(self, x: torch.Tensor) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
 
 
 class SameBlock2d(nn.Module):
