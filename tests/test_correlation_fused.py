@@ -73,7 +73,11 @@ def test_fused_matches_torch_in_triton_interpreter():
 def test_fused_matches_torch_on_gpu():
     namespace: dict = {}
     exec(COMPARE, namespace)
-    assert namespace["compare"](CASES + [(2, 64, 64, 2, 3)], "cuda") < 2e-5
+    # The kernel and the reference sum the channels in different orders (the kernel per bilinear corner, in
+    # blocks), so the fp32 gap grows with the channel count:
+    # 3.2e-5 on an H200 with the 64-channel case (values up to ~4), each element still within the
+    # atol 2e-5 + rtol 1e-4 of `compare`. An indexing or padding bug is off by O(1).
+    assert namespace["compare"](CASES + [(2, 64, 64, 2, 3)], "cuda") < 1e-4
 
 
 @pytest.mark.skipif(not (HAS_TRITON and HAS_CUDA), reason="needs a CUDA GPU and triton")
