@@ -30,34 +30,35 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from scorr_cli.media._ffmpeg import BASE_ARGS, ffmpeg_exe
+from scorr_cli.train.data import Clip, resize_frame, scan_clips
+
 SIZE = 128  # the lite preset's image_size: the trainer would area-filter 256² frames to this anyway
 PIECE = 15_500_000  # under the device tool's 16 MiB per returned file
 SPLITS = ("train", "test")
 
 
-def pack_clip(clip: Path, out: Path, crf: int) -> int:
-    from imageio_ffmpeg import get_ffmpeg_exe
-
-    frames = sorted(p for p in clip.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    landmarks = np.load(clip / "landmarks.npy", allow_pickle=False)
-    if len(landmarks) != len(frames):
-        raise SystemExit(f"{clip}: {len(frames)} frames but {len(landmarks)} landmark rows")
-    enc = subprocess.Popen([get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
-                            "-s", f"{SIZE}x{SIZE}", "-r", "25", "-i", "-", "-c:v", "libx264", "-preset", "veryslow",
-                            "-crf", str(crf), "-pix_fmt", "yuv444p", str(out / f"{clip.name}.mp4")],
-                           stdin=subprocess.PIPE)
+def pack_clip(clip: Clip, out: Path, crf: int) -> int:
+    """``clip`` read and resized as the trainer reads it (its frame order, its landmark check, its
+    ``resize_frame`` rule), encoded at 128²."""
+    landmarks = clip.landmarks
+    if landmarks is None:
+        raise SystemExit(f"{clip.path}: no landmarks.npy matching its {clip.num_frames} frames")
+    enc = subprocess.Popen([ffmpeg_exe(), *BASE_ARGS, "-y", "-loglevel", "error", "-f", "rawvideo",
+                            "-pix_fmt", "rgb24", "-s", f"{SIZE}x{SIZE}", "-r", "25", "-i", "-", "-c:v", "libx264",
+                            "-preset", "veryslow", "-crf", str(crf), "-pix_fmt", "yuv444p",
+                            str(out / f"{clip.name}.mp4")], stdin=subprocess.PIPE)
     h = w = None
-    for f in frames:
-        im = cv2.imread(str(f))
-        h, w = im.shape[:2]
-        enc.stdin.write(cv2.resize(im, (SIZE, SIZE), interpolation=cv2.INTER_AREA).tobytes())
+    for frame in clip.iter_frames():
+        h, w = frame.shape[:2]
+        enc.stdin.write(np.rint(resize_frame(frame, SIZE) * 255).astype(np.uint8).tobytes())
     enc.stdin.close()
     if enc.wait() != 0:
-        raise SystemExit(f"{clip}: ffmpeg failed")
+        raise SystemExit(f"{clip.path}: ffmpeg failed")
     # The trainer normalises landmarks by (side - 1): rescale so they land on the same [-1, 1] points.
     scale = np.array([(SIZE - 1) / (w - 1), (SIZE - 1) / (h - 1)], dtype=np.float32)
     np.save(out / f"{clip.name}.npy", (landmarks * scale).astype(np.float16))
-    return len(frames)
+    return clip.num_frames
 
 
 def unpack_clip(job: tuple[Path, Path]) -> int:
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             if not (a.dataset / split).is_dir():
                 continue
             (a.dir / split).mkdir(parents=True, exist_ok=True)
-            for clip in sorted(c for c in (a.dataset / split).iterdir() if c.is_dir()):
+            for clip in scan_clips(a.dataset, split):
                 print(split, clip.name, pack_clip(clip, a.dir / split, a.crf), flush=True)
     elif a.cmd == "unpack-data":
         jobs = [(v, a.dataset / s) for s in SPLITS for v in sorted((a.dir / s).glob("*.mp4"))]
