@@ -11,15 +11,16 @@ import typer
 from scorr_cli.choices import FACE_DETECTORS
 from scorr_cli.cli.common import handle_errors
 from scorr_cli.errors import InputError
-from scorr_cli.faces.config import CropConfig
+from scorr_cli.faces.config import CropConfig, PhotoMotionConfig
 from scorr_cli.options import help_for
 
 _H = functools.partial(help_for, CropConfig)
 _D = CropConfig()
+_HP = functools.partial(help_for, PhotoMotionConfig)
 
 
 def crop(
-    input: Path = typer.Argument(..., help="A video, a photo, or (with --dataset) a folder of videos."),
+    input: Path = typer.Argument(..., help="A video, a photo, or (with --dataset) a folder of videos (and photos, with --photo-frames)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default: <input stem>_crops beside the input)."),
     detector: str = typer.Option("auto", "--detector", metavar="|".join(FACE_DETECTORS), help="Face detector: dlib is offline; auto uses face-alignment when its weights are present."),
     weights_dir: Optional[Path] = typer.Option(None, "--weights-dir", help="Folder with face-alignment weights (torch hub root or its checkpoints/); env SCORR_FACE_WEIGHTS."),
@@ -36,6 +37,7 @@ def crop(
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Build a training set: every video under INPUT -> DATASET/train|test/<clip>/00000.png."),
     test_fraction: float = typer.Option(0.1, "--test-fraction", help="Dataset mode: share of source videos put in test/."),
     test_videos: Optional[list[str]] = typer.Option(None, "--test-videos", help="Dataset mode: file-name glob of videos that always go to test/ (repeatable; hold out whole identities)."),
+    photo_frames: int = typer.Option(PhotoMotionConfig().frames, "--photo-frames", min=0, help=_HP("frames")),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs (dataset mode: redo finished clips)."),
 ) -> None:
     """Crop faces from a video (one clip per face track, audio kept), a photo, or a folder (--dataset)."""
@@ -63,7 +65,8 @@ def crop(
             bar.console.log(f"cropping {path}")
 
         result = crop_path(input, output, cfg, detector=detector, weights_dir=weights_dir, device=device, face=face,
-                           dataset=dataset, test_fraction=test_fraction, test_videos=tuple(test_videos or ()), force=force,
+                           dataset=dataset, test_fraction=test_fraction, test_videos=tuple(test_videos or ()),
+                           photos=PhotoMotionConfig(frames=photo_frames), force=force,
                            callbacks=CropCallbacks(analyse=hook("finding faces"), render=hook("writing crops"),
                                                    on_file=on_file))
         if "videos" in tasks:
@@ -79,7 +82,7 @@ def _summary(console, result) -> None:
 
     if isinstance(result, DatasetReport):
         table = Table(title=f"dataset {result.out}")
-        for col in ("video", "split", "status", "clips", "frames"):
+        for col in ("file", "split", "status", "clips", "frames"):
             table.add_column(col)
         for v in result.videos:
             table.add_row(v.source.name, v.split, v.status, str(v.clips), str(v.frames))

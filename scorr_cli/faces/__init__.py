@@ -8,7 +8,7 @@ from scorr_cli.lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(("driving_crop_window", "find_best_frame", "normalize_kp"), "bestframe"),
-    "CropConfig": "config",
+    **dict.fromkeys(("CropConfig", "PhotoMotionConfig"), "config"),
     **dict.fromkeys(("DETECTOR_NAMES", "DlibDetector", "FaceAlignmentDetector", "FaceDetector",
                      "face_alignment_available", "get_detector"), "detectors"),
     "FaceEmbedder": "embed",

@@ -29,3 +29,14 @@ class CropConfig:
     smooth_seconds: float = _opt(0.5, "Temporal smoothing of the crop centre (Gaussian sigma, seconds).")
     still_fraction: float = _opt(0.12, "Use one fixed window per track when its face moves less than this fraction of the crop.")
     min_score: float = _opt(0.0, "Discard detections scoring below this (detector-specific scale).")
+
+
+@dataclass
+class PhotoMotionConfig:
+    """How ``scorr crop --dataset`` turns a still photo into a training clip (scorr_cli/faces/photo_clips.py)."""
+
+    frames: int = _opt(0, "Dataset mode: make every photo under the folder a training clip of this many frames, "
+                          "its face crop moving (turn, zoom, shift) as an extra identity; 0 leaves photos out.")
+    max_turn: float = _opt(10.0, "Largest in-plane turn of a photo clip's crop, in degrees either way.")
+    max_zoom: float = _opt(0.08, "Largest zoom of a photo clip's crop, as a fraction either way.")
+    max_shift: float = _opt(0.06, "Largest shift of a photo clip's crop, as a fraction of its side either way.")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from scorr_cli.errors import InputError
-from scorr_cli.faces.config import CropConfig
+from scorr_cli.faces.config import CropConfig, PhotoMotionConfig
 from scorr_cli.faces.dataset import DatasetReport, build_dataset
 from scorr_cli.faces.detectors import get_detector
 from scorr_cli.faces.image import ImageCropResult, crop_image_file, parse_face_choice
@@ -31,7 +31,7 @@ def default_output(src: Path) -> Path:
 def crop_path(input: str | os.PathLike, output: str | os.PathLike | None, cfg: CropConfig, *,
               detector: str = "auto", weights_dir: str | os.PathLike | None = None, device: str = "cpu",
               face: str = "all", dataset: str | os.PathLike | None = None, test_fraction: float = 0.1,
-              test_videos: Sequence[str] = (),
+              test_videos: Sequence[str] = (), photos: Optional[PhotoMotionConfig] = None,
               force: bool = False, callbacks: Optional[CropCallbacks] = None
               ) -> VideoAnalysis | ImageCropResult | DatasetReport:
     """Crop a video, a photo or (``dataset``) a folder; returns what was done for the summary."""
@@ -41,12 +41,14 @@ def crop_path(input: str | os.PathLike, output: str | os.PathLike | None, cfg: C
 
     cb = callbacks or CropCallbacks()
     src = Path(input)
+    if photos is not None and photos.frames and dataset is None:
+        raise InputError("--photo-frames makes training clips of photos: it needs --dataset")
     if dataset is not None:
         if not src.is_dir():
             raise InputError(f"{src}: --dataset needs a folder of videos")
         det = get_detector(detector, device, weights_dir, upsample=cfg.upsample, max_side=cfg.detect_max_side)
         with removed_if_failed(dataset):
-            return build_dataset(src, dataset, det, cfg, test_fraction, force, cb.on_file, test_videos)
+            return build_dataset(src, dataset, det, cfg, test_fraction, force, cb.on_file, test_videos, photos)
     if src.is_dir():
         raise InputError(f"{src}: is a folder (use --dataset OUT to crop every video in it)")
     require_file(src)
