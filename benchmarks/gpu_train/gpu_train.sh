@@ -22,7 +22,12 @@ WARMUP=${WARMUP:-1000}; FULL=${FULL:-150}; CE=${CE:-250}
 INIT_A=${INIT_A:-weights/scorr-lite.safetensors}; INIT_B=${INIT_B:-weights/scorr-lite.safetensors}
 FLAGS_A=${FLAGS_A:-}; FLAGS_B=${FLAGS_B:---motion-pairs 3}
 el() { echo $(( $(date +%s) - T0 )); }
-python3 benchmarks/gpu_train/transfer.py unpack-data "$DATA" /tmp/gpu_train_ds || exit 1
+rm -rf /tmp/gpu_train_ds; python3 benchmarks/gpu_train/transfer.py unpack-data "$DATA" /tmp/gpu_train_ds || exit 1
+# DATA_A / DATA_B: 'all' the packed clips, or 'videos' without the photo clips (`scorr crop --photo-frames`,
+# named *_photo): one packed set serves a with/without-photos pair of chains.
+V=/tmp/gpu_train_ds_videos; rm -rf "$V"; mkdir -p "$V/train"; ln -s /tmp/gpu_train_ds/test "$V/test"
+for c in /tmp/gpu_train_ds/train/*; do case $c in *_photo) ;; *) ln -s "$c" "$V/train/";; esac; done
+data_for() { [ "$1" = videos ] && echo "$V" || echo /tmp/gpu_train_ds; }
 for stage in 1 2; do
   python3 - "$R/s$stage.yaml" $(( stage == 1 ? 0 : WARMUP )) <<'PY' || exit 1
 import sys, yaml
@@ -37,8 +42,9 @@ PY
 done
 echo "setup done at $(el) s"
 run() {  # NAME CONFIG INIT END_S [flags]: SIGINT at END_S saves a checkpoint
-  local name=$1 cfg=$2 init=$3 end=$4; shift 4
-  timeout --preserve-status -s INT -k 45 $(( end - $(el) )) python3 -m scorr_cli train --data /tmp/gpu_train_ds \
+  local name=$1 cfg=$2 init=$3 end=$4 data; shift 4
+  data=$(data_for "$([ "${name:0:1}" = A ] && echo "${DATA_A:-all}" || echo "${DATA_B:-all}")")
+  timeout --preserve-status -s INT -k 45 $(( end - $(el) )) python3 -m scorr_cli train --data "$data" \
     --preset lite --config "$cfg" --init "$init" --out "$R/$name" --device "$DEV" --batch-size "$BATCH" --lr 1e-4 \
     --ema-decay 0.99 --num-workers "$W" --threads "$TH" --checkpoint-every "$CE" --keep 2 --sample-every 100000 \
     --log-every 25 --quiet "$@" > "$R/$name.log" 2>&1
