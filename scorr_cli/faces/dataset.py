@@ -38,20 +38,24 @@ def split_for(name: str, test_fraction: float, test_patterns: Sequence[str] = ()
     return "test" if h < test_fraction else "train"
 
 
+def _files_under(root: Path, extensions: frozenset[str]) -> list[Path]:
+    """Files under ``root`` with one of ``extensions`` (GIFs left out: a GIF may be either), hidden ones
+    (and those in hidden folders) skipped, sorted."""
+    exts = {e.lower() for e in extensions} - {".gif"}
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
 def list_videos(root: Path) -> list[Path]:
     from scorr_cli.media import VIDEO_EXTENSIONS
 
-    exts = {e.lower() for e in VIDEO_EXTENSIONS} - {".gif"}
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return _files_under(root, VIDEO_EXTENSIONS)
 
 
 def list_photos(root: Path) -> list[Path]:
     from scorr_cli.media import IMAGE_EXTENSIONS
 
-    exts = {e.lower() for e in IMAGE_EXTENSIONS} - {".gif"}
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return _files_under(root, IMAGE_EXTENSIONS)
 
 
 @dataclass
