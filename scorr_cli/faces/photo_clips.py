@@ -29,7 +29,7 @@ from scorr_cli.faces.geometry import CropTransform, warp_crop
 from scorr_cli.faces.image import face_transform, select_faces
 from scorr_cli.faces.landmarks import LANDMARKS_FILE, annotate_frames
 
-_KNOTS = 4  # random values per motion parameter along a clip: about one change of direction per 12 frames
+_KNOTS = 4  # moves per clip, whatever its length: a new random target for every parameter at each knot
 
 
 def motion_path(n: int, motion: PhotoMotionConfig, rng: np.random.Generator) -> np.ndarray:
