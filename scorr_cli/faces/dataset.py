@@ -99,9 +99,10 @@ def build_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike, detect
     if not root.is_dir():
         raise InputError(f"{root}: not a folder of videos")
     videos = list_videos(root)
-    stills = list_photos(root) if photos is not None and photos.frames > 0 else []
+    with_photos = photos is not None and photos.frames > 0
+    stills = list_photos(root) if with_photos else []
     if not videos and not stills:
-        raise InputError(f"{root}: no video files found" + (" (nor photos)" if photos and photos.frames else ""))
+        raise InputError(f"{root}: no video files found" + (" (nor photos)" if with_photos else ""))
     out = Path(out_dir)
     (out / MANIFEST_DIR).mkdir(parents=True, exist_ok=True)
     marker = landmark_detector(detector)
@@ -162,7 +163,7 @@ def _photo_clip(root: Path, photo: Path, out: Path, detector: FaceDetector, mark
     from scorr_cli.fsutil import atomic_write_text
     from scorr_cli.media import read_image
 
-    if any(fnmatch.fnmatch(photo.name, p) for p in test_patterns):
+    if split_for(photo.name, 0.0, test_patterns) == "test":  # the videos' held-out rule; no random share
         return VideoReport(photo, "train", "held out")
     key = "__".join(photo.relative_to(root).with_suffix("").parts)
     name, settings = f"{key}_photo", {**asdict(motion), "size": cfg.size, "scale": cfg.scale, "shift_y": cfg.shift_y}

@@ -26,7 +26,7 @@ from scorr_cli.errors import NoFaceError
 from scorr_cli.faces.config import CropConfig, PhotoMotionConfig
 from scorr_cli.faces.detectors import FaceDetector
 from scorr_cli.faces.geometry import CropTransform, warp_crop
-from scorr_cli.faces.image import face_transform, select_faces
+from scorr_cli.faces.image import crop_source_image
 from scorr_cli.faces.landmarks import LANDMARKS_FILE, annotate_frames
 
 _KNOTS = 4  # moves per clip, whatever its length: a new random target for every parameter at each knot
@@ -66,13 +66,9 @@ def photo_clip(image: np.ndarray, detector: FaceDetector, marker: FaceDetector, 
     """The frames (``motion.frames`` RGB crops, ``cfg.size``²) and their (frames, 68, 2) landmarks for the
     largest face of ``image``; NoFaceError when it has none, or when ``marker`` finds no landmarks on the
     crop (a clip without landmarks would train nothing the video clips do not)."""
-    faces = detector.detect(image)
-    if not faces:
-        raise NoFaceError("no face found")
-    face = select_faces(faces, "largest")[0]
-    base = face_transform(face, (image.shape[1], image.shape[0]), cfg.size, cfg.scale, cfg.shift_y, cfg.align,
-                          cfg.border)
-    points = annotate_frames([warp_crop(image, base)], marker)[0].astype(np.float64)
+    still, base = crop_source_image(image, detector, cfg.size, cfg.scale, cfg.shift_y, "largest", cfg.align,
+                                    cfg.border)
+    points = annotate_frames([still], marker)[0].astype(np.float64)
     if not np.isfinite(points).all():
         raise NoFaceError("no landmarks found on the face crop")
     path = motion_path(motion.frames, motion, np.random.default_rng(seed))
