@@ -31,25 +31,25 @@ def solvepnp_pose(points, image_size, seeded=False):
     import cv2
     import numpy as np
 
-    from scorr_cli.evaluate import follow
+    from scorr_cli.faces import pose
 
     h, w = image_size
-    image = np.asarray(points, np.float64)[list(follow._MODEL_INDICES)]
+    image = np.asarray(points, np.float64)[list(pose._MODEL_INDICES)]
     camera = np.array([[w, 0, w / 2.0], [0, w, h / 2.0], [0, 0, 1]], dtype=np.float64)
     guess = {}
     if seeded:
-        rotation = follow._fit_rotation(image)
-        centre = follow._MODEL_POINTS.mean(axis=0)
-        scale = np.linalg.norm(image - image.mean(0)) / np.linalg.norm((follow._MODEL_POINTS - centre) @ rotation[:2].T)
+        rotation = pose._fit_rotation(image)
+        centre = pose._MODEL_POINTS.mean(axis=0)
+        scale = np.linalg.norm(image - image.mean(0)) / np.linalg.norm((pose._MODEL_POINTS - centre) @ rotation[:2].T)
         depth = w / scale
         shift = np.array([(image[:, 0].mean() - w / 2) * depth / w, (image[:, 1].mean() - h / 2) * depth / w, depth])
         guess = {"rvec": cv2.Rodrigues(rotation)[0], "tvec": (shift - rotation @ centre).reshape(3, 1),
                  "useExtrinsicGuess": True}
-    ok, rvec, _ = cv2.solvePnP(follow._MODEL_POINTS, image, camera, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE,
+    ok, rvec, _ = cv2.solvePnP(pose._MODEL_POINTS, image, camera, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE,
                                **guess)
     if not ok:
         return np.full(2, np.nan)
-    return np.array(follow.yaw_pitch(cv2.Rodrigues(rvec)[0]))
+    return np.array(pose.yaw_pitch(cv2.Rodrigues(rvec)[0]))
 
 
 def main() -> None:
@@ -67,10 +67,10 @@ def main() -> None:
 
     from scorr_cli.evaluate import follow
     from scorr_cli.evaluate.metrics import FaceMetrics
-    from scorr_cli.faces import get_detector
+    from scorr_cli.faces import get_detector, pose
     from scorr_cli.media import read_image
 
-    estimators = {"fit": lambda p, size: follow.head_pose(p, size)[:2], "solvePnP": solvepnp_pose,
+    estimators = {"fit": lambda p, size: pose.head_pose(p, size)[:2], "solvePnP": solvepnp_pose,
                   "solvePnP from the fit": lambda p, size: solvepnp_pose(p, size, seeded=True)}
     faces = FaceMetrics(get_detector("dlib"))
     clips = sorted(d for d in (args.data / args.split).iterdir() if (d / "landmarks.npy").is_file())
@@ -85,9 +85,9 @@ def main() -> None:
             shape = frame.shape[:2]
             small.append(faces.face(cv2.resize(frame, (args.size, args.size), interpolation=cv2.INTER_AREA)).landmarks)
         row = {"clip": clip.name}
-        for name, pose in estimators.items():
-            big = np.array([pose(p, shape) if np.isfinite(p).all() else [np.nan] * 2 for p in full])
-            low = np.array([pose(p, (args.size,) * 2) if p is not None else [np.nan] * 2 for p in small])
+        for name, estimate in estimators.items():
+            big = np.array([estimate(p, shape) if np.isfinite(p).all() else [np.nan] * 2 for p in full])
+            low = np.array([estimate(p, (args.size,) * 2) if p is not None else [np.nan] * 2 for p in small])
             for k, axis in enumerate(("yaw", "pitch")):
                 row[f"{name} {axis} r"] = follow.pearson(low[:, k], big[:, k])
                 row[f"{name} {axis} jitter"] = float(np.nanmedian(np.abs(np.diff(big[:, k]))))

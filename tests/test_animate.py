@@ -126,6 +126,34 @@ def test_find_best_frame_and_explicit_best_frame(faces_media, tiny_ckpt, tmp_pat
     assert r.reference_frame == 2 and r.kind == "gif"
 
 
+def test_default_reference_is_a_closed_mouth_frame_not_the_first(faces_media, tiny_ckpt, tmp_path):
+    """A held-out clip that starts mid-shout (frame 0's mouth is open wider than in ~94% of its frames)
+    and a closed-mouth portrait: the default reference is a frame with the mouth nearly shut (below the
+    clip's median opening), so the portrait's shut mouth is matched to a shut one. With the first frame
+    as reference (the rule before) this fails: its opening is in the clip's top quarter."""
+    from scorr_cli.faces import get_detector, reference_candidates
+    from scorr_cli.faces.landmarks import mouth_opening
+    from scorr_cli.media import iter_video_frames
+
+    driving, n = "driving/styletalk_furious_talk1_clip2.mp4", 120
+    r = animate(AnimateConfig(source=faces_media / "source/dreamtalk_male_face.png", driving=faces_media / driving,
+                              output=tmp_path / "a.mp4", checkpoint=str(tiny_ckpt), size=64, max_frames=n))
+    detector = get_detector("dlib")
+    wanted = set(reference_candidates(n))
+    mouth = {}
+    for i, frame in enumerate(iter_video_frames(faces_media / driving, stop=n)):
+        if i in wanted and (faces := detector.detect(frame)):
+            mouth[i] = float(mouth_opening(np.asarray(max(faces, key=lambda f: f.area).landmarks68)[:, :2]))
+    values = np.array(list(mouth.values()))
+    assert mouth[0] > np.percentile(values, 75)  # the premise: it starts open
+    assert r.reference_frame in mouth and r.reference_frame != 0
+    assert mouth[r.reference_frame] < np.median(values), (r.reference_frame, mouth[r.reference_frame])
+    first = animate(AnimateConfig(source=faces_media / "source/dreamtalk_male_face.png",
+                                  driving=faces_media / driving, output=tmp_path / "b.mp4", checkpoint=str(tiny_ckpt),
+                                  size=64, max_frames=8, find_best_frame=False))
+    assert first.reference_frame == 0
+
+
 # ---- engine equivalences -----------------------------------------------------------------------------
 
 

@@ -213,9 +213,10 @@ def test_batch_and_animate_write_identical_frames(tiny_ckpt, tmp_path):
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     drive = tmp_path / "drive.mp4"
-    make_test_video(drive, list(iter_video_frames(examples / "driving.mp4", stop=5)), 25)
-    animate(AnimateConfig(source=examples / "source.png", driving=drive, output=tmp_path / "a.mp4",
-                          checkpoint=str(tiny_ckpt), audio=False, batch_size=2))
+    make_test_video(drive, list(iter_video_frames(examples / "driving.mp4", stop=40)), 25)
+    r = animate(AnimateConfig(source=examples / "source.png", driving=drive, output=tmp_path / "a.mp4",
+                              checkpoint=str(tiny_ckpt), audio=False, batch_size=2))
+    assert r.reference_frame != 0  # the matched reference (not the first frame) must agree too
     jobs = tmp_path / "jobs.csv"
     jobs.write_text(f"source,driving,output\n{examples / 'source.png'},{drive},b.mp4\n")
     report = run_batch(build_items(read_manifest(jobs)), BatchConfig(outdir=tmp_path / "out", checkpoint=str(tiny_ckpt),
@@ -223,6 +224,6 @@ def test_batch_and_animate_write_identical_frames(tiny_ckpt, tmp_path):
     assert [o.status for o in report.outcomes] == ["done"]
     a = list(iter_video_frames(tmp_path / "a.mp4"))
     b = list(iter_video_frames(tmp_path / "out" / "b.mp4"))
-    assert len(a) == len(b) == 5
+    assert len(a) == len(b) == 40
     for fa, fb in zip(a, b):
         assert np.array_equal(fa, fb)

@@ -322,7 +322,7 @@ def test_head_pose_recovers_a_known_rotation_of_the_generic_face():
     width, the face ~60 px wide at 128²): the closed-form fit reads each turn from the frontal pose back
     within 2° + 20% (perspective, which the fit leaves out, stretches turns: measured errors up to 4.5° at
     30° of yaw; the frontal face reads (0°, -3.9°)); all points in one spot have no pose (NaN)."""
-    from scorr_cli.evaluate import follow
+    from scorr_cli.faces import pose
 
     def rotation(yaw, pitch):
         y, p = math.radians(yaw), math.radians(pitch)
@@ -331,17 +331,17 @@ def test_head_pose_recovers_a_known_rotation_of_the_generic_face():
         return turn @ nod
 
     def seen(yaw, pitch):
-        face = follow._MODEL_POINTS @ rotation(yaw, pitch).T + [0, 0, 1000]
+        face = pose._MODEL_POINTS @ rotation(yaw, pitch).T + [0, 0, 1000]
         points = np.full((68, 2), 64.0)
-        points[list(follow._MODEL_INDICES)] = face[:, :2] / face[:, 2:] * 128 + 64
-        return follow.head_pose(points, (128, 128))[:2]
+        points[list(pose._MODEL_INDICES)] = face[:, :2] / face[:, 2:] * 128 + 64
+        return pose.head_pose(points, (128, 128))[:2]
 
     frontal = seen(0, 0)
     assert abs(frontal[0]) < 0.1 and abs(frontal[1]) < 5
     for true in ((20, -10), (-30, 15), (10, 25)):
         got = seen(*true) - frontal
         assert (np.abs(got - true) <= 2 + 0.2 * np.abs(true)).all(), (true, got)
-    assert np.isnan(follow.head_pose(np.full((68, 2), 64.0), (128, 128))[:2]).all()
+    assert np.isnan(pose.head_pose(np.full((68, 2), 64.0), (128, 128))[:2]).all()
 
 
 def test_head_pose_moves_smoothly_on_a_turning_head(faces_media):
@@ -352,16 +352,17 @@ def test_head_pose_moves_smoothly_on_a_turning_head(faces_media):
     import cv2
 
     from scorr_cli.evaluate import follow
+    from scorr_cli.faces import pose
     from scorr_cli.faces import get_detector
     from scorr_cli.media import iter_video_frames
 
     detector = get_detector("dlib")
     full, small = [], []
     for frame in iter_video_frames(faces_media / "driving/styletalk_furious_talk2_clip1.mp4", stop=60):
-        full.append(follow.head_pose(max(detector.detect(frame), key=lambda f: f.area).landmarks68, frame.shape[:2]))
+        full.append(pose.head_pose(max(detector.detect(frame), key=lambda f: f.area).landmarks68, frame.shape[:2]))
         shrunk = cv2.resize(frame, (128, 128), interpolation=cv2.INTER_AREA)
         faces = detector.detect(shrunk)
-        small.append(follow.head_pose(max(faces, key=lambda f: f.area).landmarks68 if faces else None, (128, 128)))
+        small.append(pose.head_pose(max(faces, key=lambda f: f.area).landmarks68 if faces else None, (128, 128)))
     full, small = np.array(full), np.array(small)
     yaw_steps = np.abs(np.diff(full[:, 0]))
     print(f"yaw range {np.ptp(full[:, 0]):.0f}°, frame-to-frame p95 {np.percentile(yaw_steps, 95):.1f}°, "

@@ -91,3 +91,48 @@ def test_find_best_frame():
     assert find_best_frame(src, frames) == 4
     with pytest.raises(NoFaceError):
         find_best_frame(src, [None, None])
+
+
+def _portrait_landmarks() -> np.ndarray:
+    from pathlib import Path
+
+    from scorr_cli.faces import get_detector
+    from scorr_cli.media import read_image
+
+    img = read_image(Path(__file__).resolve().parents[1] / "examples" / "source.png")
+    return np.asarray(get_detector("dlib").detect(img)[0].landmarks68, dtype=np.float64)[:, :2]
+
+
+def test_reference_search_matches_mouth_and_pose_not_place_or_size():
+    """The motion reference is the frame whose mouth opening and head pose match the source's, wherever
+    the face sits and whatever its size: a copy of the portrait's points opened at the mouth, one rolled by
+    20°, one shrunk and moved (the match), one missing."""
+    from scorr_cli.faces import ReferenceSearch, face_state
+    from scorr_cli.faces.landmarks import mouth_opening
+
+    src = _portrait_landmarks()
+    opened = src.copy()
+    span = np.linalg.norm(src[45] - src[36])
+    opened[[56, 57, 58, 65, 66, 67]] += [0.0, 0.2 * span]  # lower lip down: the mouth opens
+    assert mouth_opening(opened) - mouth_opening(src) > 0.15
+    c = src.mean(axis=0)
+    a = np.radians(20)
+    rolled = (src - c) @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) + c
+    moved = src * 0.6 + [30.0, -12.0]
+    search = ReferenceSearch(src)
+    for i, points in enumerate([opened, rolled, None, moved, opened]):
+        search.add(i, points)
+    assert search.best_index == 3 and search.best_error < 1e-6
+    assert face_state(moved) == pytest.approx(face_state(src), abs=1e-6)
+    assert abs(face_state(rolled)[3] - face_state(src)[3]) == pytest.approx(20, abs=0.5)
+    with pytest.raises(NoFaceError):
+        ReferenceSearch(None)
+
+
+def test_reference_candidates_are_few_and_spread():
+    from scorr_cli.faces import reference_candidates
+
+    assert reference_candidates(7) == list(range(7))
+    long = reference_candidates(361)
+    assert len(long) == 40 and long[0] == 0 and long[-1] == 360 and max(np.diff(long)) <= 10
+    assert reference_candidates(0) == []

@@ -183,6 +183,7 @@ class _LRU:
 class _Source:
     prepared: Any  # PreparedSource
     crop: Any  # uint8 crop
+    landmarks: Any = None  # 68 points of the crop (the motion reference is matched to them), or None
 
 
 @dataclass
@@ -191,6 +192,7 @@ class CachedDriving:
     info: Any  # VideoInfo or None
     n_frames: int
     kp: dict[str, torch.Tensor]  # every frame's keypoints, on the CPU
+    reference_landmarks: list = field(default_factory=list)  # (frame, 68 points or None) candidates
 
 
 class BatchRunner:
@@ -236,9 +238,10 @@ class BatchRunner:
             from scorr_cli.pipeline.render import image_to_tensor
 
             image = read_image(path)
-            crop_img, _ = self.cropper(crop).source(image, self.crop_size, str(path))
+            cropper = self.cropper(crop)
+            crop_img, _ = cropper.source(image, self.crop_size, str(path))
             self.stats["sources_prepared"] += 1
-            return _Source(self.engine.prepare(image_to_tensor(crop_img)).prepared, crop_img)
+            return _Source(self.engine.prepare(image_to_tensor(crop_img)).prepared, crop_img, cropper.landmarks(crop_img))
 
         return self.sources.get((str(path), crop), make)
 
@@ -247,8 +250,8 @@ class BatchRunner:
             from scorr_cli.media import iter_video_frames
             import torch
 
+            from scorr_cli.faces import reference_candidates, warp_crop
             from scorr_cli.pipeline.render import chunked, image_to_tensor, images_to_tensor, open_driving
-            from scorr_cli.faces import warp_crop
 
             engine = self.engine
             drv = open_driving(path, max_frames)
@@ -263,15 +266,25 @@ class BatchRunner:
                                           self.crop_size, str(path))
             parts: list[dict[str, torch.Tensor]] = []
             seen = 0
-            crops = (warp_crop(f, window) for f in iter_video_frames(path, stop=n))
-            for batch in chunked(crops, self.config.batch_size):
+            wanted = set(reference_candidates(n))
+            candidates: list = []
+
+            def crops_measured():
+                # The same candidates animate measures (matched_reference), on the crops this pass cuts anyway.
+                for i, f in enumerate(iter_video_frames(path, stop=n)):
+                    crop_img = warp_crop(f, window)
+                    if i in wanted:
+                        candidates.append((i, cropper.landmarks(crop_img)))
+                    yield crop_img
+
+            for batch in chunked(crops_measured(), self.config.batch_size):
                 parts.append({k: v.cpu() for k, v in engine.detect(images_to_tensor(batch)).items()})
                 seen += len(batch)
                 progress.item_frames("keypoints", seen, n)
             if not parts:
                 raise InputError(f"{path}: no frames could be decoded")
             kp = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-            return CachedDriving("video", info, seen, kp)
+            return CachedDriving("video", info, seen, kp, candidates)
 
         return self.drivings.get((str(path), crop, max_frames), make)
 
@@ -281,6 +294,7 @@ class BatchRunner:
         from scorr_cli.core.engine import SourceState
         from scorr_cli.core.transfer import TransferOptions
         from scorr_cli.media import write_image
+        from scorr_cli.pipeline.faces import matched_reference
         from scorr_cli.pipeline.render import output_kind, render, write_clip
 
         opts = self.config.item_options(item)
@@ -293,7 +307,10 @@ class BatchRunner:
         engine = self.engine
         state = SourceState(src.prepared)  # fresh reference for every pair; the prepared source is shared
         if mode == "relative":
-            ref = opts.best_frame or 0
+            ref = opts.best_frame
+            if ref is None and opts.find_best_frame and drv.kind == "video":
+                ref = matched_reference(src.landmarks, drv.reference_landmarks)
+            ref = ref or 0
             if ref >= drv.n_frames:
                 raise InputError(f"best_frame {ref}: {item.driving} has {drv.n_frames} frame(s)")
             engine.set_reference(state, {k: v[ref:ref + 1].to(engine.device) for k, v in drv.kp.items()})

@@ -42,6 +42,9 @@ def evaluate_cmd(
     split_len: Optional[int] = typer.Option(None, "--split-len", min=1, help="With --cross: identity = first N "
                                             "characters of a clip name (default: the name up to '#')."),
     seed: int = typer.Option(0, "--seed", help="With --cross: seed of the pair draw."),
+    find_best_frame: bool = typer.Option(True, "--find-best-frame/--first-frame", help="With --cross: relative "
+                                         "motion from the driving frame that best matches the source, as scorr "
+                                         "animate does by default; --first-frame: from the first frame."),
     max_clips: Optional[int] = typer.Option(None, "--max-clips", min=1, help="Evaluate only the first N clips."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Evaluate only the first N frames "
                                              "of each clip."),
@@ -76,7 +79,7 @@ def evaluate_cmd(
                         size=size, max_clips=max_clips, max_frames=max_frames, batch_size=batch_size, device=device,
                         precision=precision, lpips=lpips, lpips_weights=lpips_weights, akd=akd, aed=aed,
                         detector=detector, use_background=background, cross=cross, sources=sources, split_len=split_len,
-                        seed=seed)
+                        seed=seed, find_best_frame=find_best_frame)
     with removed_if_failed(output):
         for name in ("per_clip.csv", "summary.json"):
             check_output(output / name, force)

@@ -73,6 +73,7 @@ class EvalConfig:
     use_background: bool = True
     cross: bool = False
     sources: Optional[Path] = None  # cross mode: a photo or a folder of photos as sources
+    find_best_frame: bool = True  # cross mode: animate's default reference (False: the first frame, as before)
     split_len: Optional[int] = None  # identity = first N characters of a clip name (default: up to '#')
     seed: int = 0
 
@@ -509,6 +510,11 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     frames_seen = {m.name: 0 for m in methods}
     rows: list[ClipResult] = []
     jobs = _jobs(config, clips, measure, detector)
+    reference_cropper = None
+    if config.cross and config.find_best_frame:
+        from scorr_cli.pipeline.faces import FaceCropper
+
+        reference_cropper = FaceCropper(True, config.detector)  # animate's landmarks, so its reference
     for k, (src, drv_clip) in enumerate(jobs):
         report("clips", k, len(jobs))
         source = _first_frame(src)
@@ -518,6 +524,8 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
         same = _ReconFollow(methods, size) if (faces.akd and not config.cross) else None
         total = drv_clip.num_frames if config.max_frames is None else min(config.max_frames, drv_clip.num_frames)
         n = 0
+        if run is not None and config.find_best_frame:
+            _set_matched_reference(prepared, source, drv_clip, config, reference_cropper, measure)
         for gt in _batched(_frames(drv_clip, config.max_frames), config.batch_size):
             for name, vals in _score_batch(config, prepared, gt, run, faces, lpips_model, same):
                 for metric, v in vals.items():
@@ -540,6 +548,27 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     identical = {m.name: accs[m.name].identical for m in methods}
     return EvalResult(config, methods, rows, summary, identical, frames_seen, skipped, metric_names, size, measure,
                       time.perf_counter() - t0, cropper)
+
+
+def _set_matched_reference(prepared: list, source: torch.Tensor, clip: Any, config: EvalConfig, cropper: Any,
+                           size: int) -> None:
+    """Each checkpoint's motion reference for this pair, chosen as ``scorr animate`` chooses it
+    (:func:`~scorr_cli.pipeline.faces.matched_reference`); the first frame when no face matches."""
+    from scorr_cli.core.engine import SourceState
+    from scorr_cli.pipeline.faces import matched_reference, reference_landmarks
+
+    n = clip.num_frames if config.max_frames is None else min(config.max_frames, clip.num_frames)
+    frames = (tensor_to_images(f[None])[0] for f in _frames(clip, config.max_frames))
+    candidates = list(reference_landmarks(frames, n, cropper.landmarks))
+    index = matched_reference(cropper.landmarks(tensor_to_images(source[None])[0]), candidates)
+    if index is None:
+        return
+    frame = next(f for i, f in enumerate(_frames(clip, config.max_frames)) if i == index)
+    for p in prepared:
+        if p.method.engine is not None:
+            engine = p.method.engine
+            p.state = SourceState(p.prepared)
+            engine.set_reference(p.state, engine.detect(frame[None].to(engine.device)))
 
 
 def measure_size(config: EvalConfig, size: int) -> int:

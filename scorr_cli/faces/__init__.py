@@ -7,7 +7,8 @@ face_alignment load only when a command needs faces.
 from scorr_cli.lazy import lazy_exports
 
 _EXPORTS = {
-    **dict.fromkeys(("driving_crop_window", "find_best_frame", "normalize_kp"), "bestframe"),
+    **dict.fromkeys(("ReferenceSearch", "driving_crop_window", "face_state", "find_best_frame", "normalize_kp",
+                     "reference_candidates"), "bestframe"),
     **dict.fromkeys(("CropConfig", "PhotoMotionConfig"), "config"),
     **dict.fromkeys(("DETECTOR_NAMES", "DlibDetector", "FaceAlignmentDetector", "FaceDetector",
                      "face_alignment_available", "get_detector"), "detectors"),

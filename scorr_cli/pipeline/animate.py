@@ -19,11 +19,10 @@ from typing import Any, Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
-from scorr_cli.errors import InputError, NoFaceError
+from scorr_cli.errors import InputError
 from scorr_cli.faces import paste_back, warp_crop
-from scorr_cli.faces.bestframe import BestFrameSearch
 from scorr_cli.fsutil import check_output
-from scorr_cli.pipeline.faces import LANDMARK_SIZE, FaceCropper, rescaled
+from scorr_cli.pipeline.faces import LANDMARK_SIZE, FaceCropper, matched_reference, reference_landmarks, rescaled
 from scorr_cli.pipeline.options import AnimateConfig
 from scorr_cli.pipeline.overlap import prefetch
 from scorr_cli.pipeline.render import (DrivingSource, ProgressFn, RenderedBatch, chunked, image_to_tensor,
@@ -241,19 +240,14 @@ def _progress_iter(frames: Iterator[np.ndarray], stage: str, total: int, report:
 
 
 def _find_best_frame(config: AnimateConfig, driving: DrivingSource, cropper: FaceCropper, source_image: np.ndarray,
-                     source_t: Any, window: Any, report: ProgressFn) -> int:
-    """First pass over the clip: the frame whose face landmarks best match the source's (FOMM's rule)."""
+                     source_t: Any, window: Any, report: ProgressFn) -> Optional[int]:
+    """A first look at the clip: the frame whose mouth opening and head pose best match the source's
+    (:func:`~scorr_cli.pipeline.faces.matched_reference`); None when no face could be matched."""
     from scorr_cli.media import iter_video_frames
 
     src_lm = cropper.landmarks(warp_crop(source_image, rescaled(source_t, LANDMARK_SIZE)))
-    if src_lm is None:
-        raise NoFaceError(f"{config.source}: no face landmarks found in the source crop (needed by --find-best-frame)")
-    search = BestFrameSearch(src_lm)
     big = rescaled(window, LANDMARK_SIZE)
-    for frame in _progress_iter(iter_video_frames(config.driving, stop=driving.n_frames), "finding best frame",
-                                driving.n_frames, report):
-        search.add(cropper.landmarks(warp_crop(frame, big)))
-    if search.best_index < 0:
-        raise NoFaceError(f"{config.driving}: no face found in any of frames 0-{driving.n_frames - 1} "
-                          "(needed by --find-best-frame; use --best-frame N)")
-    return search.best_index
+    frames = _progress_iter(iter_video_frames(config.driving, stop=driving.n_frames), "choosing the reference",
+                            driving.n_frames, report)
+    crops = (warp_crop(f, big) for f in frames)
+    return matched_reference(src_lm, reference_landmarks(crops, driving.n_frames, cropper.landmarks))

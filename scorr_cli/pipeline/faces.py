@@ -7,7 +7,7 @@ source size), so ``warp_crop`` cuts it and ``paste_back`` undoes it whether a fa
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -54,7 +54,8 @@ class FaceCropper:
         if self._detector is None:
             self._detector = get_detector(self._detector_name, device=self._device, upsample=0, fallback_upsample=1,
                                           landmarks=False)
-            self.name = getattr(self._detector, "name", self._detector_name)
+            if self.crop:  # without cropping the detector only finds landmarks; the crop stays 'centre'
+                self.name = getattr(self._detector, "name", self._detector_name)
         return self._detector
 
     def source(self, image: np.ndarray, size: int, name: str) -> tuple[np.ndarray, CropTransform]:
@@ -102,4 +103,39 @@ class FaceCropper:
         return face.landmarks68
 
 
-__all__ = ["LANDMARK_SIZE", "MAX_WINDOW_SAMPLES", "FaceCropper", "centre_transform", "rescaled"]
+def reference_landmarks(driving_frames: Iterable[np.ndarray], n_frames: int,
+                        landmarks_of: Callable[[np.ndarray], Optional[np.ndarray]]
+                        ) -> Iterator[tuple[int, Optional[np.ndarray]]]:
+    """(index, 68 points or None) of the candidate reference frames
+    (:func:`~scorr_cli.faces.bestframe.reference_candidates`) among a clip's face crops given in order;
+    the other frames are skipped and the iteration stops after the last candidate."""
+    from scorr_cli.faces.bestframe import reference_candidates
+
+    wanted = reference_candidates(n_frames)
+    todo = set(wanted)
+    for i, frame in enumerate(driving_frames):
+        if i in todo:
+            yield i, landmarks_of(frame)
+        if not wanted or i >= wanted[-1]:
+            return
+
+
+def matched_reference(source_landmarks: Optional[np.ndarray],
+                      candidates: Iterable[tuple[int, Optional[np.ndarray]]]) -> Optional[int]:
+    """The relative-motion reference ``animate``, ``batch`` and ``evaluate --cross`` use: of the candidate
+    frames (:func:`reference_landmarks`), the one whose mouth opening and head pose best match the
+    source's (:class:`~scorr_cli.faces.bestframe.ReferenceSearch`). None when the source or no candidate
+    has a usable face: the caller keeps the first frame."""
+    from scorr_cli.faces.bestframe import ReferenceSearch
+
+    try:
+        search = ReferenceSearch(source_landmarks)
+    except NoFaceError:
+        return None
+    for index, landmarks in candidates:
+        search.add(index, landmarks)
+    return search.best_index if search.best_index >= 0 else None
+
+
+__all__ = ["LANDMARK_SIZE", "MAX_WINDOW_SAMPLES", "FaceCropper", "centre_transform", "matched_reference", "reference_landmarks",
+           "rescaled"]

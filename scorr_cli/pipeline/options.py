@@ -29,7 +29,8 @@ def delivered_size(model_size: int, requested: Optional[int] = None) -> int:
 
 
 # Options a batch manifest row may set for its own pair (the others hold for the whole batch).
-PAIR_OPTIONS: tuple[str, ...] = ("mode", "adapt_scale", "crop", "max_frames", "best_frame", "format", "audio")
+PAIR_OPTIONS: tuple[str, ...] = ("mode", "adapt_scale", "crop", "max_frames", "find_best_frame", "best_frame", "format",
+                                 "audio")
 
 
 @dataclass
@@ -67,6 +68,9 @@ class RenderOptions:
     detector: str = option("auto", "Face detector for cropping: auto (face-alignment when its weights are here, "
                                    "else dlib), dlib (offline) or face-alignment.", metavar="|".join(FACE_DETECTORS))
     max_frames: Optional[int] = option(None, "Animate only the first N driving frames (quick tries).", min=1)
+    find_best_frame: bool = option(True, "Relative motion from the driving frame whose mouth opening and head pose "
+                                         "best match the source's (looked for among 40 evenly spaced frames); "
+                                         "--first-frame: from the first frame.", "--find-best-frame/--first-frame")
     best_frame: Optional[int] = option(None, "Use driving frame N (0-based) as the motion reference.", min=0)
     format: Optional[str] = option(None, "Output format (mp4, gif, png: a folder of frames) when the extension "
                                          "does not say.", "--format", "-f")
@@ -135,9 +139,6 @@ class AnimateConfig(RenderOptions):
     force: bool = option(False, "Overwrite an existing output.", "--force")
     paste_back: bool = option(False, "Blend the animated face back into the full-resolution source image (output "
                                      "has the source's size).", "--paste-back")
-    find_best_frame: bool = option(False, "Use the driving frame whose face pose best matches the source as the "
-                                          "motion reference (animates forward and backward from it).",
-                                   "--find-best-frame")
     preview: bool = option(False, "Also write <output>.preview: source | driving | result side by side, keypoints "
                                   "drawn.", "--preview")
     accept_damaged: bool = option(False, "Animate the readable part of a damaged (cut short, corrupt) driving video "
