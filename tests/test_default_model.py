@@ -30,8 +30,10 @@ PAIR_FRAMES = 100
 # mouth, no yaw or pitch to follow, but the head tilts (roll) by ±7°. Measured: roll r 0.99, amplitude 0.79
 # (the 3,691-step release: 0.86, 0.36).
 QUICKSTART_FLOORS = {"roll_corr": 0.8, "roll_amp": 0.6}
-# Held-out pair, measured with the 11,801-step release (weights/README.md; OpenCV 5.1): mouth r 0.75 (amplitude
-# 0.49), yaw r 0.98 (0.70), pitch r 0.62 (1.39), roll r 0.83 (0.92). The 9,651-step release had mouth 0.71-0.73
+# Held-out pair, measured with the 11,801-step release (weights/README.md; OpenCV 5.1), from animate's matched
+# reference (its default since 2026-12-04): mouth r 0.83 (amplitude 0.48), yaw r 0.98 (0.71), pitch r 0.74 (1.27),
+# roll r 0.92 (0.88); from the first frame: mouth r 0.75 (amplitude 0.49), yaw r 0.98 (0.70), pitch r 0.62 (1.39),
+# roll r 0.83 (0.92). The 9,651-step release had mouth 0.71-0.73
 # (0.53), yaw 0.98 (0.61-0.62), pitch 0.69-0.77, roll 0.97 (0.91-0.92), the ranges being OpenCV 4.14 and 5.1,
 # which render the frames a little differently (1.3 grey levels apart on average); this pair's roll fell
 # while the median over the 9 card pairs stayed at 0.79. The mouth is what the motion warm-up brought:
