@@ -239,7 +239,7 @@ def test_cross_identity_is_measured_at_the_size_animate_delivers(dataset, tiny_c
     256² (the output upsampled), not at 64², where dlib's landmarks on the small driving frames are noise.
     Reconstruction stays at the model's resolution."""
     from scorr_cli.evaluate import protocol
-    from scorr_cli.evaluate.report import summary_json
+    from scorr_cli.evaluate.report import per_clip_csv, summary_json
 
     seen: dict[str, set] = {"driving": set(), "output": set()}
     real_driving, real_output = protocol._CrossPair.add_driving, protocol._CrossPair.add_output
@@ -260,6 +260,12 @@ def test_cross_identity_is_measured_at_the_size_animate_delivers(dataset, tiny_c
     assert seen == {"driving": {(256, 256, 3)}, "output": {(256, 256, 3)}}
     js = summary_json(r)
     assert (js["resolution"], js["measured_at"]) == (64, 256)
+    # each pair records its motion reference (animate's matched frame by default; frame 0 with --first-frame)
+    assert per_clip_csv(r).splitlines()[0].endswith(",reference")
+    assert all(c.reference is not None and 0 <= c.reference < c.frames for c in r.clips)
+    first = evaluate(EvalConfig(data=dataset, checkpoints=[str(tiny_ckpt)], cross=True, max_frames=3, aed=False,
+                                lpips="none", device="cpu", find_best_frame=False))
+    assert {c.reference for c in first.clips} == {0} and summary_json(first)["settings"]["find_best_frame"] is False
     recon = evaluate(EvalConfig(data=dataset, checkpoints=[str(tiny_ckpt)], max_clips=1, max_frames=2, akd=False,
                                 aed=False, lpips="none", device="cpu"))
     assert (recon.size, recon.measure_size) == (64, 64)

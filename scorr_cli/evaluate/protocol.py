@@ -113,6 +113,7 @@ class ClipResult:
     driving: Optional[str]  # cross mode: the driving clip
     frames: int
     values: dict[str, float]  # per-clip means (NaN when not measured)
+    reference: Optional[int] = None  # cross mode: the driving frame relative motion was measured from
 
 
 @dataclass
@@ -524,8 +525,10 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
         same = _ReconFollow(methods, size) if (faces.akd and not config.cross) else None
         total = drv_clip.num_frames if config.max_frames is None else min(config.max_frames, drv_clip.num_frames)
         n = 0
-        if run is not None and config.find_best_frame:
-            _set_matched_reference(prepared, source, drv_clip, config, reference_cropper, measure)
+        reference = None
+        if run is not None:
+            reference = _set_matched_reference(prepared, source, drv_clip, config, reference_cropper) \
+                if config.find_best_frame else 0
         for gt in _batched(_frames(drv_clip, config.max_frames), config.batch_size):
             for name, vals in _score_batch(config, prepared, gt, run, faces, lpips_model, same):
                 for metric, v in vals.items():
@@ -540,7 +543,7 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
             values.update(follow)
             for x, v in follow.items():
                 per_pair[m.name][x].append(v)
-            rows.append(ClipResult(m.name, src.name, drv_clip.name if config.cross else None, n, values))
+            rows.append(ClipResult(m.name, src.name, drv_clip.name if config.cross else None, n, values, reference))
     report("clips", len(jobs), len(jobs))
     summary = {m.name: {x: _median(per_pair[m.name][x]) if x in PER_PAIR_METRICS else accs[m.name].mean(x)
                         for x in metric_names} for m in methods}
@@ -550,10 +553,9 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
                       time.perf_counter() - t0, cropper)
 
 
-def _set_matched_reference(prepared: list, source: torch.Tensor, clip: Any, config: EvalConfig, cropper: Any,
-                           size: int) -> None:
+def _set_matched_reference(prepared: list, source: torch.Tensor, clip: Any, config: EvalConfig, cropper: Any) -> int:
     """Each checkpoint's motion reference for this pair, chosen as ``scorr animate`` chooses it
-    (:func:`~scorr_cli.pipeline.faces.matched_reference`); the first frame when no face matches."""
+    (:func:`~scorr_cli.pipeline.faces.matched_reference`; the first frame when no face matches): its index."""
     from scorr_cli.core.engine import SourceState
     from scorr_cli.pipeline.faces import matched_reference, reference_landmarks
 
@@ -562,13 +564,14 @@ def _set_matched_reference(prepared: list, source: torch.Tensor, clip: Any, conf
     candidates = list(reference_landmarks(frames, n, cropper.landmarks))
     index = matched_reference(cropper.landmarks(tensor_to_images(source[None])[0]), candidates)
     if index is None:
-        return
+        return 0
     frame = next(f for i, f in enumerate(_frames(clip, config.max_frames)) if i == index)
     for p in prepared:
         if p.method.engine is not None:
             engine = p.method.engine
             p.state = SourceState(p.prepared)
             engine.set_reference(p.state, engine.detect(frame[None].to(engine.device)))
+    return index
 
 
 def measure_size(config: EvalConfig, size: int) -> int:

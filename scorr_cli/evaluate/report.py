@@ -32,8 +32,9 @@ PROTOCOLS = {
                       "keypoints (background motion when the model has it); metrics on lossless frames in "
                       "memory, averaged over all frames of all clips; mouth/eyes follow per clip, median over clips",
     "cross": "a source (frame 0 of a clip, or a face crop of a --sources photo) animated by a clip of another "
-             "identity (relative motion from the driving clip's first frame); follow metrics per pair, their "
-             "median over pairs in the summary; ARD against the driving's head pose; AED against the source face; "
+             "identity (relative motion from the driving frame whose mouth opening and head pose match the "
+             "source's, as scorr animate chooses it: the per-pair 'reference' column; from the first frame with "
+             "settings.find_best_frame false); follow metrics per pair, their median over pairs in the summary; ARD against the driving's head pose; AED against the source face; "
              "measured at the size scorr animate delivers (measured_at): sources and driving frames cut at that "
              "size, the model's output upsampled to it as animate writes it",
 }
@@ -110,10 +111,11 @@ def per_clip_csv(result: EvalResult) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = list(result.metrics)
-    w.writerow(["method", "clip", "driving", "frames"] + cols)
+    w.writerow(["method", "clip", "driving", "frames"] + cols + ["reference"])
     for r in result.clips:
         w.writerow([r.method, r.clip, r.driving or "", r.frames] +
-                   ["" if math.isnan(r.values[c]) else repr(float(r.values[c])) for c in cols])
+                   ["" if math.isnan(r.values[c]) else repr(float(r.values[c])) for c in cols] +
+                   ["" if r.reference is None else r.reference])
     return buf.getvalue()
 
 

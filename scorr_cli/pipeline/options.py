@@ -69,7 +69,7 @@ class RenderOptions:
                                    "else dlib), dlib (offline) or face-alignment.", metavar="|".join(FACE_DETECTORS))
     max_frames: Optional[int] = option(None, "Animate only the first N driving frames (quick tries).", min=1)
     find_best_frame: bool = option(True, "Relative motion from the driving frame whose mouth opening and head pose "
-                                         "best match the source's (looked for among 40 evenly spaced frames); "
+                                         "best match the source's (looked for among evenly spaced frames); "
                                          "--first-frame: from the first frame.", "--find-best-frame/--first-frame")
     best_frame: Optional[int] = option(None, "Use driving frame N (0-based) as the motion reference.", min=0)
     format: Optional[str] = option(None, "Output format (mp4, gif, png: a folder of frames) when the extension "
