@@ -12,10 +12,11 @@ from scorr_cli.cli.common import handle_errors
 from scorr_cli.cli.from_options import typer_command
 from scorr_cli.errors import InputError
 from scorr_cli.options import option, option_fields
+from scorr_cli.pipeline.options import PAIR_OPTIONS
 
 _EPILOG = (
-    "Examples: `scorr batch jobs.csv -o out/` (CSV header: source,driving[,output][,mode,adapt_scale,crop,"
-    "max_frames,best_frame,format,audio]; JSONL: one object per line with the same keys); "
+    "Examples: `scorr batch jobs.csv -o out/` (CSV header: source,driving[,output][," + ",".join(PAIR_OPTIONS) + "]; "
+    "JSONL: one object per line with the same keys); "
     "`scorr batch --sources faces/ --drivings clips/ --pairing product -o out/`; "
     "`torchrun --nproc_per_node 8 -m scorr_cli batch jobs.csv -o out/` (one process per GPU, items sharded by "
     "RANK/WORLD_SIZE); `scorr batch --status out/`."

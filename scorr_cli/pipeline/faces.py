@@ -137,5 +137,5 @@ def matched_reference(source_landmarks: Optional[np.ndarray],
     return search.best_index if search.best_index >= 0 else None
 
 
-__all__ = ["LANDMARK_SIZE", "MAX_WINDOW_SAMPLES", "FaceCropper", "centre_transform", "matched_reference", "reference_landmarks",
-           "rescaled"]
+__all__ = ["LANDMARK_SIZE", "MAX_WINDOW_SAMPLES", "FaceCropper", "centre_transform", "matched_reference",
+           "reference_landmarks", "rescaled"]
