@@ -241,7 +241,8 @@ class BatchRunner:
             cropper = self.cropper(crop)
             crop_img, _ = cropper.source(image, self.crop_size, str(path))
             self.stats["sources_prepared"] += 1
-            return _Source(self.engine.prepare(image_to_tensor(crop_img)).prepared, crop_img, cropper.landmarks(crop_img))
+            prepared = self.engine.prepare(image_to_tensor(crop_img)).prepared
+            return _Source(prepared, crop_img, cropper.landmarks(crop_img))
 
         return self.sources.get((str(path), crop), make)
 

@@ -527,7 +527,7 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
         n = 0
         reference = None
         if run is not None:
-            reference = _set_matched_reference(prepared, source, drv_clip, config, reference_cropper) \
+            reference = _set_matched_reference(prepared, source, drv_clip, total, config, reference_cropper) \
                 if config.find_best_frame else 0
         for gt in _batched(_frames(drv_clip, config.max_frames), config.batch_size):
             for name, vals in _score_batch(config, prepared, gt, run, faces, lpips_model, same):
@@ -553,16 +553,19 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
                       time.perf_counter() - t0, cropper)
 
 
-def _set_matched_reference(prepared: list, source: torch.Tensor, clip: Any, config: EvalConfig, cropper: Any) -> int:
-    """Each checkpoint's motion reference for this pair, chosen as ``scorr animate`` chooses it
-    (:func:`~scorr_cli.pipeline.faces.matched_reference`; the first frame when no face matches): its index."""
+def _set_matched_reference(prepared: list, source: torch.Tensor, clip: Any, n_frames: int, config: EvalConfig,
+                           cropper: Any) -> int:
+    """Each checkpoint's motion reference for this pair (``n_frames`` of ``clip`` evaluated), chosen as
+    ``scorr animate`` chooses it (:func:`~scorr_cli.pipeline.faces.matched_reference`; the first frame when
+    no face matches): its index."""
     from scorr_cli.core.engine import SourceState
     from scorr_cli.pipeline.faces import matched_reference, reference_landmarks
 
-    n = clip.num_frames if config.max_frames is None else min(config.max_frames, clip.num_frames)
-    frames = (tensor_to_images(f[None])[0] for f in _frames(clip, config.max_frames))
-    candidates = list(reference_landmarks(frames, n, cropper.landmarks))
-    index = matched_reference(cropper.landmarks(tensor_to_images(source[None])[0]), candidates)
+    def landmarks_of(image: torch.Tensor):
+        return cropper.landmarks(tensor_to_images(image[None])[0])
+
+    candidates = reference_landmarks(_frames(clip, config.max_frames), n_frames, landmarks_of)  # only these converted
+    index = matched_reference(landmarks_of(source), candidates)
     if index is None:
         return 0
     frame = next(f for i, f in enumerate(_frames(clip, config.max_frames)) if i == index)

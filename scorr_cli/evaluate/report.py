@@ -34,7 +34,8 @@ PROTOCOLS = {
     "cross": "a source (frame 0 of a clip, or a face crop of a --sources photo) animated by a clip of another "
              "identity (relative motion from the driving frame whose mouth opening and head pose match the "
              "source's, as scorr animate chooses it: the per-pair 'reference' column; from the first frame with "
-             "settings.find_best_frame false); follow metrics per pair, their median over pairs in the summary; ARD against the driving's head pose; AED against the source face; "
+             "settings.find_best_frame false); follow metrics per pair, their median over pairs in the summary; "
+             "ARD against the driving's head pose; AED against the source face; "
              "measured at the size scorr animate delivers (measured_at): sources and driving frames cut at that "
              "size, the model's output upsampled to it as animate writes it",
 }

@@ -101,9 +101,10 @@ class ReferenceSearch:
     driving clip that starts mid-word asks a closed-mouth portrait to close past shut whenever the driver
     closes, and the output's mouth then moves only when the driver opens wider than at the start (of the 7
     of 18 cross-identity pairs whose mouth did not follow, r < 0.5, 6 were driven by the 5 clips whose
-    first frame has the mouth more open than most of their frames; weights/README.md). Why not FOMM's rule (:func:`find_best_frame`): its distance
-    between normalised landmark shapes is mostly the two people's different faces, and it picked a
-    wide-open mouth at 50° of yaw on a clip whose frames are all turned 30-50°.
+    first frame has the mouth more open than most of their frames; weights/README.md). Why not FOMM's
+    rule (:func:`find_best_frame`): its distance between normalised landmark shapes is mostly the two
+    people's different faces, and it picked a wide-open mouth at 50° of yaw on a clip whose frames are
+    all turned 30-50°.
     ``add`` each candidate's 68 points (None: no face, skipped); ``best_index`` is -1 until a face is seen.
     """
 
