@@ -269,9 +269,13 @@ def test_cross_identity_is_measured_at_the_size_animate_delivers(dataset, tiny_c
     recon = evaluate(EvalConfig(data=dataset, checkpoints=[str(tiny_ckpt)], max_clips=1, max_frames=2, akd=False,
                                 aed=False, lpips="none", device="cpu"))
     assert (recon.size, recon.measure_size) == (64, 64)
+    searched = []
+    monkeypatch.setattr(protocol, "_set_matched_reference", lambda *a: searched.append(a) or 0)
     alone = evaluate(EvalConfig(data=dataset, baselines=["copy-source"], cross=True, size=128, max_frames=2,
                                 aed=False))  # baselines alone: no model to deliver, --size is the size
     assert (alone.size, alone.measure_size) == (128, 128)
+    # nor a motion reference to choose: no search, an empty 'reference' column
+    assert searched == [] and {c.reference for c in alone.clips} == {None}
 
 
 def test_reconstruction_reports_mouth_and_eyes_follow_per_clip(dataset, monkeypatch):

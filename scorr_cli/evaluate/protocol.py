@@ -512,7 +512,8 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
     rows: list[ClipResult] = []
     jobs = _jobs(config, clips, measure, detector)
     reference_cropper = None
-    if config.cross and config.find_best_frame:
+    animated = any(m.engine is not None for m in methods)  # baselines alone need no motion reference
+    if config.cross and config.find_best_frame and animated:
         from scorr_cli.pipeline.faces import FaceCropper
 
         reference_cropper = FaceCropper(True, config.detector)  # animate's landmarks, so its reference
@@ -525,8 +526,8 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
         same = _ReconFollow(methods, size) if (faces.akd and not config.cross) else None
         total = drv_clip.num_frames if config.max_frames is None else min(config.max_frames, drv_clip.num_frames)
         n = 0
-        reference = None
-        if run is not None:
+        reference = None  # a checkpoint's motion reference; baselines have none
+        if run is not None and animated:
             reference = _set_matched_reference(prepared, source, drv_clip, total, config, reference_cropper) \
                 if config.find_best_frame else 0
         for gt in _batched(_frames(drv_clip, config.max_frames), config.batch_size):
@@ -543,7 +544,8 @@ def evaluate(config: EvalConfig, progress: Optional[ProgressFn] = None) -> EvalR
             values.update(follow)
             for x, v in follow.items():
                 per_pair[m.name][x].append(v)
-            rows.append(ClipResult(m.name, src.name, drv_clip.name if config.cross else None, n, values, reference))
+            rows.append(ClipResult(m.name, src.name, drv_clip.name if config.cross else None, n, values,
+                                   reference if m.engine is not None else None))
     report("clips", len(jobs), len(jobs))
     summary = {m.name: {x: _median(per_pair[m.name][x]) if x in PER_PAIR_METRICS else accs[m.name].mean(x)
                         for x in metric_names} for m in methods}
