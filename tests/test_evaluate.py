@@ -234,6 +234,31 @@ def test_cross_identity_from_photos_with_a_following_method(dataset, tmp_path, m
         EvalConfig(data=dataset, baselines=["copy-source"], sources=photos)
 
 
+def test_several_source_sets_give_each_sets_own_pairs_in_one_list(tmp_path, monkeypatch):
+    """``--sources A --sources B``: the pairs of A evaluated alone, then those of B (each set starts again at
+    the first clip), so medians over all sets come from one run and per-set numbers stay comparable."""
+    from scorr_cli.evaluate import protocol
+
+    sets = {"a": ["a0", "a1", "a2"], "b": ["b0", "b1"]}
+    for name in sets:
+        (tmp_path / name).mkdir()
+    monkeypatch.setattr(protocol, "photo_sources", lambda path, size, detector: list(sets[Path(path).name]))
+    clips = ["c0", "c1"]
+    config = EvalConfig(data=tmp_path, baselines=["copy-source"], cross=True, sources=[tmp_path / "a", tmp_path / "b"])
+    assert protocol._jobs(config, clips, 256, detector=object()) == [
+        ("a0", "c0"), ("a1", "c1"), ("a2", "c0"), ("b0", "c0"), ("b1", "c1")]
+    one = EvalConfig(data=tmp_path, baselines=["copy-source"], cross=True, sources=tmp_path / "a")  # one path
+    assert one.sources == [tmp_path / "a"]
+
+    seen = {}
+    monkeypatch.setattr("scorr_cli.cli.evaluate._run", lambda config, output: seen.update(config=config))
+    res = runner.invoke(app, ["evaluate", "--data", str(tmp_path), "--baseline", "copy-source", "--cross",
+                              "--sources", str(tmp_path / "a"), "--sources", str(tmp_path / "b"),
+                              "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert seen["config"].sources == [tmp_path / "a", tmp_path / "b"]
+
+
 def test_cross_identity_is_measured_at_the_size_animate_delivers(dataset, tiny_ckpt, monkeypatch, tmp_path):
     """A 64² model's cross pairs are scored as `scorr animate` writes them: driving frames and outputs at
     256² (the output upsampled), not at 64², where dlib's landmarks on the small driving frames are noise.

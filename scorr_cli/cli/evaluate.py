@@ -36,9 +36,10 @@ def evaluate_cmd(
     cross: bool = typer.Option(False, "--cross", help="Cross-identity pairs (source and driving of different "
                                "identities): the follow metric (correlation and amplitude of mouth, eyes, yaw, "
                                "pitch, roll against the driving; median over pairs), ARD, AED to the source."),
-    sources: Optional[Path] = typer.Option(None, "--sources", help="With --cross: a photo or a folder of photos "
-                                           "as sources (largest face, animate's crop), paired round-robin with "
-                                           "the clips.", show_default=False),
+    sources: Optional[list[Path]] = typer.Option(None, "--sources", help="With --cross: a photo or a folder of "
+                                                 "photos as sources (largest face, animate's crop), paired "
+                                                 "round-robin with the clips; repeat for several sets (each paired "
+                                                 "as if alone, medians over all pairs).", show_default=False),
     split_len: Optional[int] = typer.Option(None, "--split-len", min=1, help="With --cross: identity = first N "
                                             "characters of a clip name (default: the name up to '#')."),
     seed: int = typer.Option(0, "--seed", help="With --cross: seed of the pair draw."),
@@ -78,8 +79,8 @@ def evaluate_cmd(
     config = EvalConfig(data=data, checkpoints=list(checkpoints or []), baselines=list(baseline or []), split=split,
                         size=size, max_clips=max_clips, max_frames=max_frames, batch_size=batch_size, device=device,
                         precision=precision, lpips=lpips, lpips_weights=lpips_weights, akd=akd, aed=aed,
-                        detector=detector, use_background=background, cross=cross, sources=sources, split_len=split_len,
-                        seed=seed, find_best_frame=find_best_frame)
+                        detector=detector, use_background=background, cross=cross, sources=list(sources or []),
+                        split_len=split_len, seed=seed, find_best_frame=find_best_frame)
     with removed_if_failed(output):
         for name in ("per_clip.csv", "summary.json"):
             check_output(output / name, force)

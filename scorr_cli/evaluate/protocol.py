@@ -72,7 +72,9 @@ class EvalConfig:
     detector: str = "auto"
     use_background: bool = True
     cross: bool = False
-    sources: Optional[Path] = None  # cross mode: a photo or a folder of photos as sources
+    # cross mode: photos or folders of photos as sources, in this order (several sets give one pair list,
+    # the same pairs as each set evaluated alone, and medians over all of them)
+    sources: list[Path] = field(default_factory=list)
     find_best_frame: bool = True  # cross mode: animate's default reference (False: the first frame, as before)
     split_len: Optional[int] = None  # identity = first N characters of a clip name (default: up to '#')
     seed: int = 0
@@ -88,7 +90,10 @@ class EvalConfig:
             raise InputError(f"--lpips {self.lpips}: expected {one_of(LPIPS_NETS)}")
         if self.batch_size < 1:
             raise InputError("--batch-size must be at least 1")
-        if self.sources is not None and not self.cross:
+        if isinstance(self.sources, (str, Path)):
+            self.sources = [self.sources]
+        self.sources = [Path(p) for p in self.sources or []]
+        if self.sources and not self.cross:
             raise InputError("--sources needs --cross (photos have no ground-truth frames)")
 
 
@@ -336,11 +341,11 @@ def _jobs(config: EvalConfig, clips: list, size: int, detector) -> list[tuple[An
     """(source, driving clip) pairs: each clip with itself, or cross-identity pairs."""
     if not config.cross:
         return [(c, c) for c in clips]
-    if config.sources is None:
+    if not config.sources:
         return cross_pairs(clips, config.split_len, config.seed)
     if detector is None:
         raise InputError("--sources: cropping the photos needs a face detector (none could be built)")
-    return photo_pairs(photo_sources(config.sources, size, detector), clips)
+    return [pair for path in config.sources for pair in photo_pairs(photo_sources(path, size, detector), clips)]
 
 
 def _recon_scores(pred: torch.Tensor, gt: torch.Tensor, gt_u8, gt_cache: list, lpips_model,

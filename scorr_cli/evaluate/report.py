@@ -134,7 +134,8 @@ def summary_json(result: EvalResult) -> dict[str, Any]:
     from scorr_cli import __version__
 
     settings = asdict(result.config)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()}
+    settings = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if k == "sources" else v)
+                for k, v in settings.items()}
     return {
         "scorr_version": __version__,
         "torch_version": torch.__version__,
