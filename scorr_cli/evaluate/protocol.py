@@ -73,7 +73,7 @@ class EvalConfig:
     use_background: bool = True
     cross: bool = False
     # cross mode: photos or folders of photos as sources, in this order (several sets give one pair list,
-    # the same pairs as each set evaluated alone, and medians over all of them)
+    # the same pairs as each set evaluated alone, and medians over all of them); one path is taken as [path]
     sources: list[Path] = field(default_factory=list)
     find_best_frame: bool = True  # cross mode: animate's default reference (False: the first frame, as before)
     split_len: Optional[int] = None  # identity = first N characters of a clip name (default: up to '#')
