@@ -571,11 +571,17 @@ def _set_matched_reference(prepared: list, source: torch.Tensor, clip: Any, n_fr
     def landmarks_of(image: torch.Tensor):
         return cropper.landmarks(tensor_to_images(image[None])[0])
 
-    candidates = reference_landmarks(_frames(clip, config.max_frames), n_frames, landmarks_of)  # only these converted
+    kept: dict[int, torch.Tensor] = {}  # the ≤ REFERENCE_SAMPLES candidates: the chosen one is not decoded again
+
+    def candidate_landmarks(item: tuple[int, torch.Tensor]):
+        kept[item[0]] = item[1]
+        return landmarks_of(item[1])  # only the candidates are converted and measured
+
+    candidates = reference_landmarks(enumerate(_frames(clip, config.max_frames)), n_frames, candidate_landmarks)
     index = matched_reference(landmarks_of(source), candidates)
     if index is None:
         return 0
-    frame = next(f for i, f in enumerate(_frames(clip, config.max_frames)) if i == index)
+    frame = kept[index]
     for p in prepared:
         if p.method.engine is not None:
             engine = p.method.engine
