@@ -128,14 +128,21 @@ def _json_num(v: float) -> Any:
     return v
 
 
+def _plain(value: Any) -> Any:
+    """A setting as JSON holds it: paths (alone or in lists, e.g. ``sources``) as strings."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def summary_json(result: EvalResult) -> dict[str, Any]:
     import torch
 
     from scorr_cli import __version__
 
-    settings = asdict(result.config)
-    settings = {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if k == "sources" else v)
-                for k, v in settings.items()}
+    settings = {k: _plain(v) for k, v in asdict(result.config).items()}
     return {
         "scorr_version": __version__,
         "torch_version": torch.__version__,
